@@ -1,0 +1,48 @@
+"""The API's errors: one exception type carrying the spec's status, code and message."""
+
+from __future__ import annotations
+
+from starlette.responses import Response
+
+from app.json_body import encode
+
+# Seconds a client should wait before retrying a 503: long enough for a Redis restart to begin.
+RETRY_AFTER_S = 1
+
+
+class ApiError(Exception):
+    """An error answered as `{"error": code, "message": message}` with `status`."""
+
+    def __init__(
+        self, status: int, code: str, message: str, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = dict(headers or {})
+        if status == 503:
+            self.headers.setdefault("Retry-After", str(RETRY_AFTER_S))
+
+    def response(self) -> Response:
+        return error_response(self.status, self.code, self.message, self.headers)
+
+
+def error_response(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> Response:
+    body = encode({"error": code, "message": message})
+    return Response(body, status, headers=headers, media_type="application/json")
+
+
+def unavailable(message: str = "Redis is unavailable; nothing was changed") -> ApiError:
+    return ApiError(503, "unavailable", message)
+
+
+def outcome_unknown() -> ApiError:
+    return ApiError(
+        503,
+        "outcome_unknown",
+        "Redis became unreachable after the add was sent; retry with the same Idempotency-Key "
+        "to learn whether it counted",
+    )

@@ -1,0 +1,236 @@
+"""Group commit: the adds waiting in a worker share one optimistic transaction.
+
+With one transaction per request, every commit on the hot key invalidates every other in-flight
+transaction, so retries grow with the number of clients. Here each worker runs one transaction at
+a time for all the adds that queued while the previous one was in flight (as databases do with
+their log), so conflicts are between a few workers, not hundreds of requests. Each add still gets
+its own `new_sum`: the running total in queue order.
+
+`max_batch=1` keeps one transaction per request (each add its own lane), for comparison.
+
+The lanes run as tasks of their own: a request that goes away never cancels an EXEC in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections import deque
+from decimal import Decimal
+
+from redis.asyncio import ConnectionPool
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from app import ledger, metrics
+from app.errors import outcome_unknown, unavailable
+from app.pending_add import Committed, Outcome, PendingAdd
+
+log = logging.getLogger("abacus.commit")
+
+BACKOFF_BASE_S = 0.002
+BACKOFF_CAP_S = 0.1
+# An add whose EXEC may have counted keeps being resolved this long past its deadline while
+# Redis answers (conflicts clear in milliseconds); only an unreachable Redis cuts it short.
+RESOLVE_GRACE_S = 0.8
+# How long an add keeps trying while Redis refuses connections, before it is answered 503: a
+# restart that quick goes unnoticed, an outage is reported fast instead of at the deadline.
+UNREACHABLE_GIVE_UP_S = 0.75
+
+REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
+
+
+def backoff(failures: int) -> float:
+    """Capped exponential backoff with full jitter."""
+    return random.uniform(0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** (failures - 1)))
+
+
+class _Lane:
+    """A queue of adds and the one task that commits them, a batch at a time."""
+
+    def __init__(self, committer: GroupCommitter) -> None:
+        self.committer = committer
+        self.queue: deque[PendingAdd] = deque()
+        self.task: asyncio.Task[None] | None = None
+
+    def push(self, add: PendingAdd) -> None:
+        self.queue.append(add)
+        if self.task is None or self.task.done():
+            self.task = asyncio.create_task(self._drain())
+            self.committer.track(self.task)
+
+    async def _drain(self) -> None:
+        failures = 0
+        loop = asyncio.get_running_loop()
+        while self.queue:
+            self._expire(loop.time())
+            if not self.queue:
+                break
+            leaders, followers = self._take_batch()
+            retry = await self._attempt(leaders)
+            for leader in leaders:
+                if not leader.future.done():
+                    continue
+                outcome = leader.future.result()
+                waiting = followers.pop(leader.record_key, [])
+                if isinstance(outcome, Committed):
+                    for follower in waiting:
+                        follower.resolve(follower.replay_of(outcome.body))
+                else:
+                    # The key was not used after all: each duplicate gets a try of its own.
+                    self.queue.extendleft(reversed(waiting))
+            if not retry:
+                failures = 0
+                continue
+            retried = {add.commit_id for add in retry}
+            # The batch goes back to the front in its order, duplicates behind their leaders.
+            again = [a for a in leaders if a.commit_id in retried]
+            again += [f for a in again for f in followers.get(a.record_key, [])]
+            self.queue.extendleft(reversed(again))
+            failures += 1
+            metrics.RETRIES.inc(len(again))
+            pause = backoff(failures)
+            nearest = min(add.deadline for add in self.queue) - loop.time()
+            await asyncio.sleep(max(0.0, min(pause, nearest)))
+
+    def _take_batch(self) -> tuple[list[PendingAdd], dict[str, list[PendingAdd]]]:
+        """Up to max_batch adds with distinct record keys; same-key duplicates ride along."""
+        leaders: list[PendingAdd] = []
+        followers: dict[str, list[PendingAdd]] = {}
+        seen: set[str] = set()
+        while self.queue and len(leaders) < self.committer.max_batch:
+            add = self.queue.popleft()
+            if add.record_key in seen:
+                followers.setdefault(add.record_key, []).append(add)
+            else:
+                seen.add(add.record_key)
+                leaders.append(add)
+        return leaders, followers
+
+    async def _attempt(self, batch: list[PendingAdd]) -> list[PendingAdd]:
+        """Run one transaction; resolve what it decided and return what must be tried again."""
+        for add in batch:
+            add.attempts += 1
+            add.batch_size = len(batch)
+        committer = self.committer
+        try:
+            result = await ledger.attempt(
+                committer.pool, committer.sum_key, committer.node_id, batch
+            )
+        except REDIS_DOWN as exc:
+            metrics.REDIS_ERRORS.labels("commit").inc()
+            ambiguous = [add for add in batch if add.maybe_sent]
+            if ambiguous:
+                metrics.AMBIGUOUS_COMMITS.inc()
+            for add in ambiguous:
+                add.was_ambiguous = True
+            log.warning(
+                "commit attempt failed: %s: %s",
+                type(exc).__name__,
+                exc,
+                extra={"batch_size": len(batch), "ambiguous_adds": len(ambiguous)},
+            )
+            now = asyncio.get_running_loop().time()
+            # Refused or reset: Redis is gone, say so soon. A timeout may be a stall (a pause,
+            # a slow fsync) that ends before the deadline: keep trying until then.
+            gone = not isinstance(exc, RedisTimeoutError)
+            for add in batch:
+                add.redis_failed = True
+                if gone:
+                    add.unreachable_since = add.unreachable_since or now
+            return list(batch)
+        if result.executed:
+            metrics.BATCH_SIZE.observe(len(batch))
+        for add in batch:
+            add.redis_failed = False
+            add.unreachable_since = None
+        if result.retry:
+            metrics.CONFLICTS.inc()
+            for add in result.retry:
+                add.conflicts += 1
+        for add, outcome in result.resolved:
+            _settle(add, outcome)
+        return list(result.retry)
+
+    def _expire(self, now: float) -> None:
+        """Answer the adds that ran out of time; never one whose EXEC may still be learnt."""
+        kept: deque[PendingAdd] = deque()
+        for add in self.queue:
+            unreachable = (
+                add.unreachable_since is not None
+                and now - add.unreachable_since >= UNREACHABLE_GIVE_UP_S
+            )
+            if now < add.deadline and not unreachable:
+                kept.append(add)
+            elif not add.maybe_sent:
+                # No EXEC carrying it was ever sent, so it can never count: safe to refuse.
+                add.resolve(unavailable("Redis could not take the add in time; nothing changed"))
+            elif unreachable or add.redis_failed or now >= add.deadline + RESOLVE_GRACE_S:
+                metrics.AMBIGUOUS_RESOLVED.labels("unknown").inc()
+                add.resolve(outcome_unknown())
+            else:
+                kept.append(add)
+        self.queue = kept
+
+
+def _settle(add: PendingAdd, outcome: Outcome) -> None:
+    counted = isinstance(outcome, Committed) and not outcome.replayed
+    if counted:
+        metrics.ADDS_COMMITTED.inc()
+    if add.was_ambiguous:
+        metrics.AMBIGUOUS_RESOLVED.labels("counted" if counted else "not_counted").inc()
+    add.resolve(outcome)
+
+
+class GroupCommitter:
+    """Takes adds from the requests of one worker and commits them through its lanes."""
+
+    def __init__(
+        self,
+        pool: ConnectionPool,
+        *,
+        sum_key: str,
+        node_id: str,
+        max_batch: int,
+        deadline_s: float,
+    ) -> None:
+        self.pool = pool
+        self.sum_key = sum_key
+        self.node_id = node_id
+        self.max_batch = max_batch
+        self.deadline_s = deadline_s
+        self._shared_lane: _Lane | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closing = False
+
+    def track(self, task: asyncio.Task[None]) -> None:
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def submit(self, number: Decimal, record_key: str | None, record_ttl_s: int) -> PendingAdd:
+        """Queue an add; `record_key` None gives it a record of its own (no idempotency key)."""
+        loop = asyncio.get_running_loop()
+        add = PendingAdd(
+            number=number,
+            record_key="",
+            record_ttl_s=record_ttl_s,
+            deadline=loop.time() + self.deadline_s,
+            future=loop.create_future(),
+        )
+        add.record_key = record_key or f"{self.sum_key}:op:{add.commit_id}"
+        if self._closing:
+            add.resolve(unavailable("this node is shutting down; nothing was changed"))
+        elif self.max_batch == 1:
+            _Lane(self).push(add)
+        else:
+            if self._shared_lane is None:
+                self._shared_lane = _Lane(self)
+            self._shared_lane.push(add)
+        return add
+
+    async def close(self) -> None:
+        """Stop taking adds and wait for every queued one to be answered."""
+        self._closing = True
+        while self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -1,0 +1,167 @@
+"""One optimistic transaction over the sum: WATCH / GET / MULTI / SET / EXEC for a batch of adds.
+
+Every attempt is safe to repeat. It reads the commit record of each add it carries under the same
+WATCH as the sum, so an add whose earlier EXEC did reach Redis (the reply was lost) is recognised
+and never applied twice. The sum is always written, even when the batch adds 0: that write is the
+fence that makes any older, still-unanswered EXEC of the same add fail its WATCH.
+
+The commands go over one connection taken from the pool, in two round trips, so that it is plain
+when an EXEC has been sent; redis-py's pipeline reports a failed EXEC as a WatchError, the same
+as a conflict.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from redis.asyncio import ConnectionPool
+from redis.asyncio.connection import Connection
+from redis.exceptions import ResponseError
+
+from app import amounts
+from app.errors import ApiError, unavailable
+from app.json_body import encode
+from app.pending_add import Committed, Outcome, PendingAdd
+
+
+@dataclass
+class AttemptResult:
+    resolved: list[tuple[PendingAdd, Outcome]] = field(default_factory=list)
+    # Adds that must be tried again: the EXEC met a conflict, or Redis refused it while an
+    # earlier EXEC of the same add may still have counted.
+    retry: list[PendingAdd] = field(default_factory=list)
+    # The EXEC was sent: counts as a transaction whether it committed or conflicted.
+    executed: bool = False
+
+
+def timestamp() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+async def attempt(
+    pool: ConnectionPool, sum_key: str, node_id: str, adds: Sequence[PendingAdd]
+) -> AttemptResult:
+    """Try once to commit `adds` (distinct record keys) in one transaction.
+
+    Raises redis' ConnectionError / TimeoutError when Redis cannot be reached; then `maybe_sent`
+    tells which adds may have been applied. An error reply (out of memory, read-only replica, ...)
+    applies nothing and is answered as `unavailable`.
+    """
+    result = AttemptResult()
+    ambiguous_before = {add.commit_id for add in adds if add.maybe_sent}
+    connection: Connection = await pool.get_connection()  # type: ignore[no-untyped-call]
+    reusable = False
+    try:
+        total, records = await _watch_and_read(connection, sum_key, adds)
+        writes, total = _plan(total, adds, records, node_id, result)
+        if writes:
+            await _execute(connection, sum_key, total, writes, result)
+        else:
+            await _roundtrip(connection, [("UNWATCH",)])
+        reusable = True
+        return result
+    except ResponseError as exc:
+        _refuse(exc, adds, ambiguous_before, result)
+        return result
+    finally:
+        if not reusable:
+            # Replies may still be on their way: the connection's state is unknown, so drop it.
+            await connection.disconnect()
+        await pool.release(connection)
+
+
+async def _roundtrip(connection: Connection, commands: list[tuple[str | int, ...]]) -> list[Any]:
+    """Send `commands` in one write and read every reply; an error reply raises ResponseError."""
+    await connection.send_packed_command(connection.pack_commands(commands))
+    return [await connection.read_response() for _ in commands]
+
+
+async def _watch_and_read(
+    connection: Connection, sum_key: str, adds: Sequence[PendingAdd]
+) -> tuple[Decimal, list[bytes | None]]:
+    keys = [add.record_key for add in adds]
+    _, raw_sum, records = await _roundtrip(
+        connection, [("WATCH", sum_key), ("GET", sum_key), ("MGET", *keys)]
+    )
+    return amounts.parse_stored(raw_sum), records
+
+
+def _plan(
+    total: Decimal,
+    adds: Sequence[PendingAdd],
+    records: list[bytes | None],
+    node_id: str,
+    result: AttemptResult,
+) -> tuple[list[tuple[PendingAdd, str]], Decimal]:
+    """Resolve the adds already decided; the rest get their running total and response body."""
+    now = timestamp()
+    writes: list[tuple[PendingAdd, str]] = []
+    for add, record in zip(adds, records, strict=True):
+        if record is not None:
+            result.resolved.append((add, add.outcome_of_record(record)))
+            continue
+        try:
+            total = amounts.add(total, add.number)
+        except amounts.OutOfBounds:
+            result.resolved.append((add, _out_of_range()))
+            continue
+        body = encode({"new_sum": total, "added": add.number, "timestamp": now, "node_id": node_id})
+        writes.append((add, body))
+    return writes, total
+
+
+async def _execute(
+    connection: Connection,
+    sum_key: str,
+    total: Decimal,
+    writes: list[tuple[PendingAdd, str]],
+    result: AttemptResult,
+) -> None:
+    commands: list[tuple[str | int, ...]] = [("MULTI",), ("SET", sum_key, amounts.render(total))]
+    commands += [
+        ("SET", add.record_key, add.record_value(body), "EX", add.record_ttl_s)
+        for add, body in writes
+    ]
+    commands.append(("EXEC",))
+    for add, _ in writes:
+        add.maybe_sent = True
+    replies = (await _roundtrip(connection, commands))[-1]
+    result.executed = True
+    if replies is None:
+        # maybe_sent stays as it is: an earlier lost EXEC of these adds may be what conflicted.
+        result.retry = [add for add, _ in writes]
+    else:
+        result.resolved += [(add, Committed(body, replayed=False)) for add, body in writes]
+
+
+def _refuse(
+    exc: ResponseError,
+    adds: Sequence[PendingAdd],
+    ambiguous_before: set[str],
+    result: AttemptResult,
+) -> None:
+    """Redis answered with an error: nothing of this attempt was applied."""
+    refused = unavailable(f"Redis refused the write ({exc}); nothing was changed")
+    done = {add.commit_id for add, _ in result.resolved}
+    for add in adds:
+        if add.commit_id in done:
+            continue
+        # Still ambiguous only if an earlier EXEC of it was lost: keep resolving that one.
+        add.maybe_sent = add.commit_id in ambiguous_before
+        if add.maybe_sent:
+            result.retry.append(add)
+        else:
+            result.resolved.append((add, refused))
+
+
+def _out_of_range() -> ApiError:
+    return ApiError(
+        422,
+        "sum_out_of_range",
+        "this add would take the sum out of bounds (absolute value below 10^30, at most 18 "
+        "digits after the decimal point); nothing was changed",
+    )

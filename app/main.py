@@ -1,0 +1,82 @@
+"""The app factory: settings, the worker's Redis pool and committer, routes and error handlers."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp
+
+from app.errors import ApiError, error_response
+from app.group_commit import GroupCommitter
+from app.redis_pool import make_client, make_pool
+from app.request_context import RequestContextMiddleware
+from app.routes import ROUTES
+from app.settings import Settings
+
+log = logging.getLogger("abacus")
+
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}
+
+
+async def _api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return exc.response()
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = _HTTP_CODES.get(exc.status_code, "http_error")
+    message = {
+        404: f"no such path: {request.url.path}",
+        405: f"{request.method} is not allowed on {request.url.path}",
+    }.get(exc.status_code, str(exc.detail))
+    return error_response(exc.status_code, code, message, dict(exc.headers or {}))
+
+
+def create_app(settings: Settings | None = None) -> ASGIApp:
+    settings = settings or Settings.from_env()
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        pool = make_pool(settings)
+        app.state.settings = settings
+        app.state.redis = make_client(pool)
+        app.state.committer = GroupCommitter(
+            pool,
+            sum_key=settings.sum_key,
+            node_id=settings.node_id,
+            max_batch=settings.max_batch,
+            deadline_s=settings.add_deadline_s,
+        )
+        if settings.admin_token is None:
+            log.warning("ABACUS_ADMIN_TOKEN is not set: anyone can reset the sum")
+        log.info(
+            "node started",
+            extra={"redis_url": _without_password(settings.redis_url), "key": settings.key},
+        )
+        try:
+            yield
+        finally:
+            # Answer every queued add before the pool goes: a graceful stop loses nothing.
+            await app.state.committer.close()
+            await pool.disconnect()
+            log.info("node stopped")
+
+    app = Starlette(
+        routes=ROUTES,
+        lifespan=lifespan,
+        exception_handlers={ApiError: _api_error, HTTPException: _http_error},
+    )
+    return RequestContextMiddleware(app, settings.node_id)
+
+
+def _without_password(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    _credentials, at, host = rest.rpartition("@")
+    return f"{scheme}{sep}{'***' + at if at else ''}{host}"

@@ -1,0 +1,58 @@
+"""Prometheus metrics of a node.
+
+Under Gunicorn every worker is its own process, so the counters live in files in
+`PROMETHEUS_MULTIPROC_DIR` (set by gunicorn.conf.py before any worker starts) and `/metrics`
+adds up all workers' files. Without that variable (`python -m app`) it is the process registry.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+REQUESTS = Counter(
+    "abacus_http_requests_total", "HTTP requests answered", ["route", "method", "status"]
+)
+REQUEST_SECONDS = Histogram(
+    "abacus_http_request_duration_seconds",
+    "Time to answer a request",
+    ["route"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+ADDS_COMMITTED = Counter("abacus_adds_committed_total", "Adds that counted (replays excluded)")
+ADDS_REPLAYED = Counter("abacus_adds_replayed_total", "Adds answered from an idempotency record")
+CONFLICTS = Counter(
+    "abacus_commit_conflicts_total", "Transactions whose EXEC failed its WATCH (a conflict)"
+)
+RETRIES = Counter("abacus_commit_retries_total", "Adds put back in the queue for another attempt")
+BATCH_SIZE = Histogram(
+    "abacus_commit_batch_size",
+    "Adds carried by one executed transaction",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
+)
+AMBIGUOUS_COMMITS = Counter(
+    "abacus_ambiguous_commits_total", "EXECs sent whose reply was lost (Redis unreachable)"
+)
+AMBIGUOUS_RESOLVED = Counter(
+    "abacus_ambiguous_adds_resolved_total",
+    "Adds that had a lost EXEC, by how they were answered",
+    ["resolution"],
+)
+REDIS_ERRORS = Counter("abacus_redis_errors_total", "Redis calls that failed", ["operation"])
+
+
+def exposition() -> tuple[bytes, str]:
+    """The metrics of every worker of this node, in Prometheus text format."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(), CONTENT_TYPE_LATEST

@@ -1,0 +1,174 @@
+"""The API's endpoints: add a number, read the sum, reset it, health, metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import re
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from app import amounts, metrics
+from app.add_request import read_add_request
+from app.errors import ApiError, unavailable
+from app.group_commit import RESOLVE_GRACE_S, GroupCommitter
+from app.json_body import encode
+from app.ledger import timestamp
+from app.pending_add import Committed
+from app.settings import Settings
+
+log = logging.getLogger("abacus.api")
+
+# The header nginx sets on every proxied request (overwriting any client's) with its $request_id,
+# which stays the same when nginx passes a request on to another node.
+RETRY_KEY_HEADER = "x-abacus-retry-key"
+_RETRY_KEY = re.compile(r"[0-9A-Za-z]{1,64}")
+HEALTH_TIMEOUT_S = 1.0
+HEALTH_KEY_TTL_MS = 60_000
+
+
+def json_response(
+    content: object, status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    return Response(encode(content), status, headers=headers, media_type="application/json")
+
+
+def _services(request: Request) -> tuple[Settings, Redis, GroupCommitter]:
+    state = request.app.state
+    return state.settings, state.redis, state.committer
+
+
+async def add_number(request: Request) -> Response:
+    settings, _, committer = _services(request)
+    add_request = await read_add_request(request)
+    retry_key = request.headers.get(RETRY_KEY_HEADER)
+    peer = request.client.host if request.client else None
+    if add_request.idempotency_key is not None:
+        record_key = settings.record_key("idem", add_request.idempotency_key)
+        ttl = settings.idempotency_ttl_s
+    elif retry_key and _RETRY_KEY.fullmatch(retry_key) and settings.is_trusted_proxy(peer):
+        record_key = settings.record_key("retry", retry_key)
+        ttl = settings.retry_key_ttl_s
+    else:
+        record_key = None  # a record of its own, only to learn the outcome of a lost EXEC
+        ttl = int(settings.add_deadline_s + RESOLVE_GRACE_S) + 60
+    add = committer.submit(add_request.number, record_key, ttl)
+    # shield: a client that goes away must not cancel the wait's owner, the commit lane.
+    outcome = await asyncio.shield(add.future)
+    request.state.log_fields = {
+        "batch_size": add.batch_size,
+        "attempts": add.attempts,
+        "conflicts": add.conflicts,
+    }
+    if isinstance(outcome, ApiError):
+        raise outcome
+    assert isinstance(outcome, Committed)
+    headers = {}
+    if outcome.replayed:
+        metrics.ADDS_REPLAYED.inc()
+        headers["Idempotent-Replayed"] = "true"
+    return Response(outcome.body, 200, headers=headers, media_type="application/json")
+
+
+async def read_sum(request: Request) -> Response:
+    settings, redis, _ = _services(request)
+    try:
+        raw = await redis.get(settings.sum_key)
+    except RedisError:
+        metrics.REDIS_ERRORS.labels("read").inc()
+        raise unavailable("Redis is unavailable; the sum cannot be read now") from None
+    return json_response(
+        {"sum": amounts.parse_stored(raw), "timestamp": timestamp(), "node_id": settings.node_id}
+    )
+
+
+async def sum_endpoint(request: Request) -> Response:
+    if request.method == "DELETE":
+        return await reset_sum(request)
+    return await read_sum(request)
+
+
+async def reset_sum(request: Request) -> Response:
+    settings, redis, _ = _services(request)
+    _authorize(settings.admin_token, request.headers.get("authorization"))
+    try:
+        # A write like any add's, so every transaction that read the old sum fails its WATCH.
+        replaced = await redis.set(settings.sum_key, "0", get=True)
+    except RedisError:
+        metrics.REDIS_ERRORS.labels("reset").inc()
+        raise unavailable("Redis is unavailable; the sum was not reset") from None
+    assert replaced is None or isinstance(replaced, bytes)  # SET ... GET: the old value or nil
+    replaced_sum = amounts.render(amounts.parse_stored(replaced))
+    log.warning("sum reset to 0, replacing %s", replaced_sum, extra={"replaced_sum": replaced_sum})
+    return json_response(
+        {
+            "message": "Sum successfully reset to 0",
+            "timestamp": timestamp(),
+            "node_id": settings.node_id,
+        }
+    )
+
+
+def _authorize(token: str | None, header: str | None) -> None:
+    if token is None:
+        return
+    scheme, _, given = (header or "").partition(" ")
+    if scheme.lower() != "bearer" or not given.strip():
+        raise ApiError(
+            401,
+            "unauthorized",
+            "reset needs an Authorization: Bearer <token> header",
+            {"WWW-Authenticate": 'Bearer realm="abacus"'},
+        )
+    if not hmac.compare_digest(given.strip().encode(), token.encode()):
+        raise ApiError(403, "forbidden", "the reset token is wrong")
+
+
+async def health(request: Request) -> Response:
+    settings, redis, _ = _services(request)
+    body: dict[str, object] = {
+        "status": "healthy",
+        "node_id": settings.node_id,
+        "redis_connected": True,
+        "current_sum": None,
+        "stats": None,
+    }
+    try:
+        async with asyncio.timeout(HEALTH_TIMEOUT_S):
+            pipe = redis.pipeline(transaction=False)
+            # A real write: a Redis that answers but takes no writes (paused, out of memory,
+            # a replica) cannot commit adds, so the node is not healthy.
+            pipe.set(f"{settings.key}:health:{settings.node_id}", timestamp(), px=HEALTH_KEY_TTL_MS)
+            pipe.get(settings.sum_key)
+            pipe.info()
+            _, raw_sum, info = await pipe.execute()
+    except (RedisError, TimeoutError, OSError) as exc:
+        metrics.REDIS_ERRORS.labels("health").inc()
+        log.warning("health check failed: %s: %s", type(exc).__name__, exc)
+        body.update(status="unhealthy", redis_connected=False)
+        return json_response(body, 503, {"Retry-After": "1"})
+    body["current_sum"] = amounts.parse_stored(raw_sum)
+    body["stats"] = {
+        "connected_clients": info.get("connected_clients"),
+        "total_commands_processed": info.get("total_commands_processed"),
+        "used_memory_human": info.get("used_memory_human"),
+    }
+    return json_response(body)
+
+
+async def prometheus_metrics(request: Request) -> Response:
+    content, media_type = metrics.exposition()
+    return Response(content, 200, media_type=media_type)
+
+
+ROUTES = [
+    Route("/abacus/number", add_number, methods=["POST"]),
+    Route("/abacus/sum", sum_endpoint, methods=["GET", "DELETE"]),
+    Route("/health", health, methods=["GET"]),
+    Route("/metrics", prometheus_metrics, methods=["GET"]),
+]

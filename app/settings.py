@@ -1,0 +1,108 @@
+"""Settings, read from the environment once per process (the spec's configuration table)."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+LOG_FORMATS = ("json", "text")
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value the service cannot run with."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    node_id: str
+    redis_url: str
+    redis_password: str | None
+    key: str
+    admin_token: str | None
+    add_deadline_s: float
+    max_batch: int
+    # Peers allowed to send the balancer's retry key; empty means nobody is.
+    trusted_proxies: tuple[IPNetwork, ...]
+    idempotency_ttl_s: int
+    retry_key_ttl_s: int
+    log_level: str
+    log_format: str
+
+    @property
+    def sum_key(self) -> str:
+        return self.key
+
+    def record_key(self, kind: str, name: str) -> str:
+        """Where the commit record of one add lives, next to the sum it belongs to."""
+        return f"{self.key}:{kind}:{name}"
+
+    def is_trusted_proxy(self, host: str | None) -> bool:
+        if host is None:
+            return False
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return False
+        return any(address in network for network in self.trusted_proxies)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        password_file = env.get("REDIS_PASSWORD_FILE") or None
+        password = None
+        if password_file is not None:
+            try:
+                password = Path(password_file).read_text(encoding="utf-8").strip() or None
+            except OSError as exc:
+                raise SettingsError(
+                    f"REDIS_PASSWORD_FILE: cannot read {password_file}: {exc}"
+                ) from exc
+        deadline_ms = _int(env, "ABACUS_ADD_DEADLINE_MS", 3000, minimum=50)
+        return cls(
+            node_id=env.get("NODE_ID") or socket.gethostname(),
+            redis_url=env.get("REDIS_URL") or "redis://127.0.0.1:6379/0",
+            redis_password=password,
+            key=env.get("ABACUS_KEY") or "abacus:sum",
+            admin_token=env.get("ABACUS_ADMIN_TOKEN") or None,
+            add_deadline_s=deadline_ms / 1000,
+            max_batch=_int(env, "ABACUS_MAX_BATCH", 256, minimum=1),
+            trusted_proxies=_networks(env.get("ABACUS_TRUSTED_PROXIES", "")),
+            idempotency_ttl_s=_int(env, "ABACUS_IDEMPOTENCY_TTL_S", 86400, minimum=1),
+            retry_key_ttl_s=_int(env, "ABACUS_RETRY_KEY_TTL_S", 600, minimum=1),
+            log_level=_choice(env, "LOG_LEVEL", "info", LOG_LEVELS),
+            log_format=_choice(env, "LOG_FORMAT", "json", LOG_FORMATS),
+        )
+
+
+def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < minimum:
+        raise SettingsError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = (env.get(name) or default).lower()
+    if value not in choices:
+        raise SettingsError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
+def _networks(raw: str) -> tuple[IPNetwork, ...]:
+    try:
+        return tuple(ipaddress.ip_network(part.strip()) for part in raw.split(",") if part.strip())
+    except ValueError as exc:
+        raise SettingsError(f"ABACUS_TRUSTED_PROXIES: {exc}") from None

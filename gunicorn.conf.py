@@ -1,0 +1,70 @@
+"""Gunicorn settings of a node, shared by the local stack (scripts/stack.py) and the image.
+
+Everything comes from the environment (the spec's table), read through app.settings so that a bad
+value stops the master at once with a clear message instead of crash-looping its workers.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+# Gunicorn reads this file before it changes directory: make the app importable from anywhere.
+_ROOT = Path(__file__).resolve().parent
+sys.path.insert(0, str(_ROOT))
+chdir = str(_ROOT)
+
+from app.logging_config import logging_config  # noqa: E402
+from app.settings import Settings  # noqa: E402
+
+_settings = Settings.from_env()
+
+wsgi_app = "app.main:create_app()"
+worker_class = "uvicorn_worker.UvicornWorker"
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+bind = [f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"]
+backlog = 2048
+proc_name = f"abacus-{_settings.node_id}"
+
+# Longer than nginx's upstream keepalive_timeout (60 s): the balancer closes an idle connection
+# before the node does, so it never sends a request on a connection the node is closing.
+keepalive = 75
+# On SIGTERM: stop accepting, finish requests in flight and commit queued adds, then exit.
+graceful_timeout = 20
+timeout = 30
+# Trust no proxy headers: the nodes read the balancer's retry key only from its own address,
+# and X-Forwarded-For must not be able to pose as that address.
+forwarded_allow_ips = ""
+
+# Gunicorn's control socket has one default path per user, which three nodes would share.
+control_socket_disable = True
+
+accesslog = None
+logconfig_dict = logging_config(_settings.log_level, _settings.log_format, _settings.node_id)
+
+# Workers' heartbeat files: in memory, also on a read-only root filesystem.
+if Path("/dev/shm").is_dir():  # noqa: S108
+    worker_tmp_dir = "/dev/shm"  # noqa: S108
+
+# prometheus_client keeps each worker's metrics in files here, and /metrics adds them up. It is
+# set before any worker imports the client; a directory left by an earlier run is emptied.
+_metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(
+    prefix=f"abacus-metrics-{_settings.node_id}-"
+)
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir
+
+
+def on_starting(server: Any) -> None:
+    shutil.rmtree(_metrics_dir, ignore_errors=True)
+    Path(_metrics_dir).mkdir(parents=True, exist_ok=True)
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    # Imported here, in the master, only once the environment above is in place.
+    from prometheus_client import multiprocess  # noqa: PLC0415
+
+    multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]

@@ -1,0 +1,292 @@
+"""Start, watch and stop the local stack: Redis, N Gunicorn nodes and nginx, all on 127.0.0.1.
+
+What runs is recorded in `<dir>/state.json`, so `down`, `status`, `restart` and `redis ...` work
+from another process than the one that started it (`up --detach`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from local_stack import binaries, nginx_config, ports, processes
+from local_stack import redis_server as redis_servers
+from local_stack.errors import StackError
+from local_stack.processes import Process
+
+ROOT = Path(__file__).resolve().parents[1]
+GUNICORN_CONF = ROOT / "gunicorn.conf.py"
+# The nodes trust the balancer's retry key only from this address, which nginx binds to (Linux
+# routes all of 127.0.0.0/8 to the loopback), so a client on 127.0.0.1 cannot forge it.
+BALANCER_ADDRESS = "127.0.0.2"
+
+# Longer than Gunicorn's graceful_timeout (20 s), so a graceful stop is never cut short.
+NODE_STOP_TIMEOUT_S = 30.0
+HEALTH_TIMEOUT_S = 30.0
+
+
+@dataclass
+class StackConfig:
+    port: int = 8080
+    node_port: int = 8001
+    nodes: int = 3
+    workers: int = 2
+    redis_port: int = 6380
+    redis_url: str | None = None
+    dir: Path = field(default_factory=lambda: Path(".stack"))
+    rate_limit: bool = True
+    # Extra environment for the nodes (the spec's settings, e.g. ABACUS_MAX_BATCH).
+    node_env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def node_ports(self) -> list[int]:
+        return [self.node_port + i for i in range(self.nodes)]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def own_redis(self) -> bool:
+        return self.redis_url is None
+
+    @property
+    def effective_redis_url(self) -> str:
+        return self.redis_url or f"redis://127.0.0.1:{self.redis_port}/0"
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["dir"] = str(self.dir)
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> StackConfig:
+        return cls(**{**data, "dir": Path(data["dir"])})
+
+
+def node_id(index: int) -> str:
+    return f"node-{index + 1}"
+
+
+class LocalStack:
+    def __init__(self, config: StackConfig) -> None:
+        self.config = config
+        self.dir = config.dir.resolve()
+        self.processes: dict[str, Process] = {}
+
+    # ----- state -----------------------------------------------------------------------------
+
+    @property
+    def state_path(self) -> Path:
+        return self.dir / "state.json"
+
+    def log_path(self, name: str) -> Path:
+        return self.dir / "logs" / f"{name}.log"
+
+    def _save(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        state = {
+            "config": self.config.to_json(),
+            "processes": {name: p.to_json() for name, p in self.processes.items()},
+        }
+        self.state_path.write_text(json.dumps(state, indent=2))
+
+    @classmethod
+    def load(cls, directory: Path) -> LocalStack:
+        path = directory.resolve() / "state.json"
+        if not path.exists():
+            raise StackError(f"no stack runs from {directory} (no {path.name} there)")
+        state = json.loads(path.read_text())
+        stack = cls(StackConfig.from_json(state["config"]))
+        stack.processes = {n: Process.from_json(p) for n, p in state["processes"].items()}
+        return stack
+
+    # ----- up / down ---------------------------------------------------------------------------
+
+    def up(self) -> None:
+        config = self.config
+        if self.state_path.exists() and any(
+            processes.is_alive(p) for p in LocalStack.load(self.dir).processes.values()
+        ):
+            raise StackError(f"a stack already runs from {self.dir}; stop it with `down` first")
+        redis_server = binaries.require("redis-server") if config.own_redis else None
+        nginx = binaries.require("nginx")
+        if config.own_redis:
+            ports.require_free(config.redis_port, "Redis")
+        for index, port in enumerate(config.node_ports):
+            ports.require_free(port, node_id(index))
+        ports.require_free(config.port, "balancer")
+        self.dir.mkdir(parents=True, exist_ok=True)
+        try:
+            if redis_server is not None:
+                self._start_redis(redis_server)
+            for index in range(config.nodes):
+                self._start_node(index)
+            for index in range(config.nodes):
+                self._wait_healthy(node_id(index), config.node_ports[index])
+            self._start_nginx(nginx)
+            self._wait_healthy("nginx", config.port)
+        except BaseException:
+            self.down()
+            raise
+
+    def down(self) -> None:
+        """nginx first (no new requests), then the nodes (finish and commit), Redis last."""
+        if "nginx" in self.processes:
+            processes.stop(self.processes["nginx"], signal.SIGQUIT, 15)
+        nodes = [name for name in self.processes if name.startswith("node-")]
+        for name in nodes:
+            processes.signal_process(self.processes[name], signal.SIGTERM)
+        for name in nodes:
+            processes.stop(self.processes[name], signal.SIGTERM, NODE_STOP_TIMEOUT_S)
+        if "redis" in self.processes:
+            processes.stop(self.processes["redis"], signal.SIGTERM, 15)
+        self.processes.clear()
+        self.state_path.unlink(missing_ok=True)
+
+    def wait_for_signal(self) -> None:
+        """Run in the foreground until SIGINT or SIGTERM, then stop everything in order."""
+        received: list[int] = []
+
+        def handler(signum: int, frame: object) -> None:
+            received.append(signum)
+
+        previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            while not received:
+                time.sleep(0.2)
+        finally:
+            for signum, old in previous.items():
+                signal.signal(signum, old)
+        print("stopping: nginx, then the nodes, then Redis ...", file=sys.stderr, flush=True)
+        self.down()
+
+    # ----- the parts --------------------------------------------------------------------------
+
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> Process:
+        process = processes.spawn(
+            name, argv, self.log_path(name), {**os.environ, **(env or {})}, ROOT
+        )
+        self.processes[name] = process
+        self._save()
+        return process
+
+    def _start_redis(self, redis_server: str) -> None:
+        data = self.dir / "redis"
+        data.mkdir(parents=True, exist_ok=True)
+        process = self._spawn(
+            "redis", redis_servers.command(redis_server, self.config.redis_port, data)
+        )
+        redis_servers.wait_ready(self.config.effective_redis_url, process, self.log_path("redis"))
+
+    def node_env(self, index: int) -> dict[str, str]:
+        return {
+            "NODE_ID": node_id(index),
+            "PORT": str(self.config.node_ports[index]),
+            "HOST": "127.0.0.1",
+            "REDIS_URL": self.config.effective_redis_url,
+            "WEB_CONCURRENCY": str(self.config.workers),
+            "ABACUS_TRUSTED_PROXIES": BALANCER_ADDRESS,
+            "PROMETHEUS_MULTIPROC_DIR": str(self.dir / "metrics" / node_id(index)),
+            **self.config.node_env,
+        }
+
+    def _start_node(self, index: int) -> Process:
+        argv = [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF)]
+        return self._spawn(node_id(index), argv, self.node_env(index))
+
+    def _start_nginx(self, nginx: str) -> None:
+        prefix = self.dir / "nginx"
+        env = nginx_config.local_env(
+            self.config.port,
+            self.config.node_ports,
+            proxy_bind=BALANCER_ADDRESS,
+            rate_limit=self.config.rate_limit,
+        )
+        main = nginx_config.write_prefix(prefix, env)
+        pid_file = prefix / "nginx.pid"
+        argv = [
+            nginx, "-p", f"{prefix}/", "-c", str(main), "-e", "stderr",
+            "-g", f"daemon off; pid {pid_file};",
+        ]  # fmt: skip
+        self._spawn("nginx", argv)
+
+    def _wait_healthy(self, name: str, port: int, timeout: float = HEALTH_TIMEOUT_S) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            if health_status(port) == 200:
+                return
+            if not processes.is_alive(self.processes[name]):
+                raise StackError(f"{name} exited during start; see {self.log_path(name)}")
+            if time.monotonic() > deadline:
+                raise StackError(f"{name} was not healthy within {timeout:.0f} s")
+            time.sleep(0.1)
+
+    # ----- operations on a running stack -------------------------------------------------------
+
+    def node_names(self) -> list[str]:
+        return [node_id(i) for i in range(self.config.nodes)]
+
+    def restart(self, name: str | None = None) -> None:
+        """Rolling graceful restart: one node at a time, each healthy again before the next."""
+        names = [name] if name else self.node_names()
+        for node in names:
+            if node not in self.node_names():
+                raise StackError(f"no node {node!r}; the nodes are {', '.join(self.node_names())}")
+        for node in names:
+            index = self.node_names().index(node)
+            processes.stop(self.processes[node], signal.SIGTERM, NODE_STOP_TIMEOUT_S)
+            self._start_node(index)
+            self._wait_healthy(node, self.config.node_ports[index])
+
+    def redis(self, action: str) -> None:
+        if not self.config.own_redis:
+            raise StackError(
+                "this stack uses an external Redis (--redis-url); it is not ours to stop"
+            )
+        if action == "stop":
+            processes.stop(self.processes["redis"], signal.SIGTERM, 15)
+        elif action == "kill":
+            processes.signal_group(self.processes["redis"], signal.SIGKILL)
+            processes.wait_gone(self.processes["redis"], 5)
+        elif action == "start":
+            if processes.is_alive(self.processes["redis"]):
+                raise StackError("Redis already runs")
+            self._start_redis(binaries.require("redis-server"))
+        else:
+            raise StackError(f"unknown Redis action {action!r}: use stop, start or kill")
+
+    def status(self) -> dict[str, dict[str, object]]:
+        report: dict[str, dict[str, object]] = {}
+        for name, process in self.processes.items():
+            alive = processes.is_alive(process)
+            entry: dict[str, object] = {"pid": process.pid, "running": alive}
+            if name.startswith("node-"):
+                entry["port"] = self.config.node_ports[self.node_names().index(name)]
+                entry["healthy"] = alive and health_status(int(str(entry["port"]))) == 200
+            elif name == "nginx":
+                entry["port"] = self.config.port
+                entry["healthy"] = alive and health_status(self.config.port) == 200
+            elif name == "redis":
+                entry["port"] = self.config.redis_port
+            report[name] = entry
+        return report
+
+
+def health_status(port: int, timeout: float = 2.0) -> int | None:
+    """The status of GET /health on 127.0.0.1:port, or None when nothing answers."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=timeout) as resp:
+            return int(resp.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except (OSError, ValueError):
+        return None

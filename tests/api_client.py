@@ -1,0 +1,69 @@
+"""A small client of the Abacus API for tests: exact decimals, one session per client."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import requests
+
+ADMIN_TOKEN = "test-admin-token"
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: requests.structures.CaseInsensitiveDict[str]
+    body: Any
+    text: str
+
+
+def decode(text: str) -> Any:
+    return json.loads(text, parse_float=Decimal, parse_int=Decimal)
+
+
+class Api:
+    def __init__(self, url: str, timeout: float = 15.0) -> None:
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+        self.session = requests.Session()
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        data: bytes | str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Reply:
+        response = self.session.request(
+            method, self.url + path, data=data, headers=headers, timeout=self.timeout
+        )
+        try:
+            body = decode(response.text)
+        except ValueError:
+            body = None
+        return Reply(response.status_code, response.headers, body, response.text)
+
+    def add(self, number: object, key: str | None = None) -> Reply:
+        raw = number if isinstance(number, str) else str(number)
+        headers = {"Content-Type": "application/json"}
+        if key is not None:
+            headers["Idempotency-Key"] = key
+        return self.request("POST", "/abacus/number", data=f'{{"number": {raw}}}', headers=headers)
+
+    def sum(self) -> Decimal:
+        reply = self.request("GET", "/abacus/sum")
+        assert reply.status == 200, reply.text
+        value = reply.body["sum"]
+        assert isinstance(value, Decimal)
+        return value
+
+    def reset(self, token: str | None = ADMIN_TOKEN) -> Reply:
+        headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
+        return self.request("DELETE", "/abacus/sum", headers=headers)
+
+    def close(self) -> None:
+        self.session.close()

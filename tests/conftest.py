@@ -1,0 +1,94 @@
+"""Fixtures: real local stacks (redis-server, Gunicorn nodes, nginx) on free ports.
+
+`stack` is one stack shared by the session (tests reset the sum first); `make_stack` starts a
+fresh one for a test that breaks things (kills a node, stops Redis) and stops it afterwards.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from local_stack import LocalStack, StackConfig, binaries, processes, redis_server
+from local_stack.ports import free_port_block, free_ports
+from local_stack.processes import Process
+from tests.api_client import ADMIN_TOKEN, Api
+
+
+def stack_config(
+    directory: Path, nodes: int = 3, redis_url: str | None = None, **node_env: str
+) -> StackConfig:
+    node_port = free_port_block(nodes)
+    taken = set(range(node_port, node_port + nodes))
+    port, redis_port = [p for p in free_ports(nodes + 2) if p not in taken][:2]
+    return StackConfig(
+        port=port,
+        node_port=node_port,
+        nodes=nodes,
+        workers=2,
+        redis_port=redis_port,
+        redis_url=redis_url,
+        dir=directory,
+        rate_limit=False,
+        node_env={"ABACUS_ADMIN_TOKEN": ADMIN_TOKEN, **node_env},
+    )
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    running = LocalStack(stack_config(tmp_path_factory.mktemp("stack")))
+    running.up()
+    try:
+        yield running
+    finally:
+        running.down()
+
+
+StackFactory = Callable[..., LocalStack]
+
+
+@pytest.fixture
+def make_stack(tmp_path: Path) -> Iterator[StackFactory]:
+    started: list[LocalStack] = []
+
+    def start(nodes: int = 3, redis_url: str | None = None, **node_env: str) -> LocalStack:
+        directory = tmp_path / f"stack{len(started)}"
+        running = LocalStack(stack_config(directory, nodes, redis_url, **node_env))
+        started.append(running)
+        running.up()
+        return running
+
+    try:
+        yield start
+    finally:
+        for running in started:
+            running.down()
+
+
+@pytest.fixture
+def api(stack: LocalStack) -> Iterator[Api]:
+    client = Api(stack.config.url)
+    assert client.reset().status == 200
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def standalone_redis(tmp_path: Path) -> Iterator[tuple[int, Process]]:
+    """A redis-server of the test's own, outside any stack (port, process)."""
+    (port,) = free_ports(1)
+    data = tmp_path / "redis-data"
+    data.mkdir()
+    log = tmp_path / "redis.log"
+    argv = redis_server.command(binaries.require("redis-server"), port, data)
+    process = processes.spawn("redis", argv, log, {}, tmp_path)
+    try:
+        redis_server.wait_ready(f"redis://127.0.0.1:{port}/0", process, log)
+        yield port, process
+    finally:
+        processes.stop(process, signal.SIGTERM, 10)

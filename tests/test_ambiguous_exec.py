@@ -1,0 +1,48 @@
+"""The ambiguous EXEC, forced for real: connections cut right after (or just before) EXEC.
+
+The node cannot tell the two apart; it must neither count an add twice nor lose one.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+
+import requests
+
+from local_stack.processes import Process
+from tests.api_client import Api
+from tests.conftest import StackFactory
+from tests.cutting_proxy import cutting_proxy
+from tests.load import add_concurrently
+
+
+def metric(text: str, name: str) -> float:
+    match = re.search(rf"^{name} ([0-9.e+]+)$", text, re.MULTILINE)
+    return float(match.group(1)) if match else 0.0
+
+
+def test_cut_exec_neither_lost_nor_counted_twice(
+    make_stack: StackFactory, standalone_redis: tuple[int, Process]
+) -> None:
+    redis_port, _ = standalone_redis
+    with cutting_proxy(redis_port, every=3, modes=("after", "before")) as proxy:
+        stack = make_stack(nodes=1, redis_url=f"redis://127.0.0.1:{proxy.port}/0")
+        numbers = [str(n) for n in range(1, 301)]
+        replies = add_concurrently(stack.config.url, numbers, clients=8)
+        assert [r.status for r in replies] == [200] * len(numbers), "every cut is resolved"
+        assert "after" in proxy.cuts
+        assert "before" in proxy.cuts
+
+        steps = sorted((r.body["new_sum"], r.body["added"]) for r in replies)
+        previous = Decimal(0)
+        for new_sum, added in steps:
+            assert new_sum - previous == added
+            previous = new_sum
+        assert Api(stack.config.url).sum() == sum(range(1, 301))
+
+        node_metrics = requests.get(
+            f"http://127.0.0.1:{stack.config.node_port}/metrics", timeout=5
+        ).text
+        assert metric(node_metrics, "abacus_ambiguous_commits_total") > 0
+        assert metric(node_metrics, "abacus_adds_committed_total") == 300

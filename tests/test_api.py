@@ -1,0 +1,243 @@
+"""Every endpoint's shape and every error row of the spec, through the balancer."""
+
+from __future__ import annotations
+
+import re
+import time
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from local_stack import LocalStack
+from tests.api_client import Api
+
+NODE_IDS = {"node-1", "node-2", "node-3"}
+JSON = {"Content-Type": "application/json"}
+
+
+def wait_for_log(path: Path, text: str, timeout: float = 5.0) -> bool:
+    """The access line is written just after the response is sent: give it a moment."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if text in path.read_text():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def assert_timestamp(value: str) -> None:
+    parsed = datetime.fromisoformat(value)
+    assert parsed.utcoffset() is not None, "timestamps carry their UTC offset"
+
+
+def assert_ids(headers: object, *, node: bool = True) -> None:
+    assert hasattr(headers, "get")
+    request_id = headers.get("X-Request-ID")
+    assert request_id
+    assert "," not in request_id, "exactly one X-Request-ID"
+    if node:
+        assert headers.get("X-Node-Id") in NODE_IDS
+
+
+def test_add_returns_new_sum_and_exact_decimals(api: Api) -> None:
+    first = api.add("0.1")
+    assert first.status == 200
+    assert set(first.body) == {"new_sum", "added", "timestamp", "node_id"}
+    assert first.body["new_sum"] == Decimal("0.1")
+    second = api.add("0.2")
+    assert second.status == 200
+    assert '"new_sum": 0.3,' in second.text, "0.1 + 0.2 is exactly 0.3, written plainly"
+    assert second.body["node_id"] in NODE_IDS
+    assert second.headers["X-Node-Id"] == second.body["node_id"]
+    assert_timestamp(second.body["timestamp"])
+    assert_ids(second.headers)
+    assert api.sum() == Decimal("0.3")
+
+
+def test_negative_and_decimal_numbers(api: Api) -> None:
+    for number in ("-5", "2.5", "-0.25", "1e2", "-1.5E1"):
+        assert api.add(number).status == 200
+    assert api.sum() == Decimal("-5") + Decimal("2.5") - Decimal("0.25") + 100 - 15
+    assert api.request("GET", "/abacus/sum").text.startswith('{"sum": 82.25,')
+
+
+def test_read_sum_shape(api: Api) -> None:
+    api.add(7)
+    reply = api.request("GET", "/abacus/sum")
+    assert reply.status == 200
+    assert set(reply.body) == {"sum", "timestamp", "node_id"}
+    assert reply.body["sum"] == 7
+    assert '"sum": 7,' in reply.text, "an integral sum is a JSON integer"
+    assert_timestamp(reply.body["timestamp"])
+    assert_ids(reply.headers)
+
+
+def test_reset_shape_and_effect(api: Api) -> None:
+    api.add(3)
+    reply = api.reset()
+    assert reply.status == 200
+    assert reply.body["message"] == "Sum successfully reset to 0"
+    assert reply.body["node_id"] in NODE_IDS
+    assert_timestamp(reply.body["timestamp"])
+    assert api.sum() == 0
+
+
+def test_reset_needs_the_token(api: Api) -> None:
+    api.add(11)
+    missing = api.reset(token=None)
+    assert missing.status == 401
+    assert missing.body["error"] == "unauthorized"
+    wrong = api.reset(token="not-the-token")
+    assert wrong.status == 403
+    assert wrong.body["error"] == "forbidden"
+    assert api.sum() == 11, "a refused reset changes nothing"
+
+
+def test_reset_is_logged_with_the_sum_it_replaced(api: Api, stack: LocalStack) -> None:
+    api.add("12.5")
+    reply = api.reset()
+    node = reply.body["node_id"]
+    assert wait_for_log(stack.log_path(node), '"replaced_sum": "12.5"')
+
+
+def test_health_shape(api: Api) -> None:
+    api.add(42)
+    reply = api.request("GET", "/health")
+    assert reply.status == 200
+    assert reply.body["status"] == "healthy"
+    assert reply.body["redis_connected"] is True
+    assert reply.body["current_sum"] == 42
+    assert reply.body["node_id"] in NODE_IDS
+    stats = reply.body["stats"]
+    assert set(stats) == {"connected_clients", "total_commands_processed", "used_memory_human"}
+    assert stats["connected_clients"] >= 1
+    assert re.fullmatch(r"[0-9.]+[BKMG]", stats["used_memory_human"])
+
+
+def test_request_id_from_the_balancer_reaches_the_client_once(api: Api, stack: LocalStack) -> None:
+    reply = api.add(1)
+    request_id = reply.headers["X-Request-ID"]
+    assert re.fullmatch(r"[0-9a-f]{32}", request_id), "nginx's $request_id"
+    assert wait_for_log(stack.log_path(reply.body["node_id"]), request_id), (
+        "the node logs the id the client saw"
+    )
+
+
+def test_node_called_directly_makes_its_own_request_id(stack: LocalStack) -> None:
+    direct = Api(f"http://127.0.0.1:{stack.config.node_port}")
+    reply = direct.request("GET", "/abacus/sum")
+    assert reply.status == 200
+    assert reply.headers["X-Node-Id"] == "node-1"
+    assert re.fullmatch(r"[0-9a-f]{32}", reply.headers["X-Request-ID"])
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "code"),
+    [
+        ("GET", "/nope", 404, "not_found"),
+        ("GET", "/abacus/number", 405, "method_not_allowed"),
+        ("PUT", "/abacus/sum", 405, "method_not_allowed"),
+        ("POST", "/health", 405, "method_not_allowed"),
+    ],
+)
+def test_unknown_path_and_wrong_method(
+    api: Api, method: str, path: str, status: int, code: str
+) -> None:
+    reply = api.request(method, path)
+    assert reply.status == status
+    assert reply.body["error"] == code
+    assert reply.body["message"]
+    assert_ids(reply.headers)
+
+
+def test_metrics_are_not_exposed_by_the_balancer(api: Api, stack: LocalStack) -> None:
+    reply = api.request("GET", "/metrics")
+    assert reply.status == 404
+    assert reply.body["error"] == "not_found"
+    direct = Api(f"http://127.0.0.1:{stack.config.node_port}").request("GET", "/metrics")
+    assert direct.status == 200
+    assert "abacus_http_requests_total" in direct.text
+
+
+# Each row: body, extra headers, status, error code. None of them may change the sum.
+MALFORMED: list[tuple[str | bytes, dict[str, str], int, str]] = [
+    (b"x" * 1025, JSON, 413, "body_too_large"),
+    ('{"number": 1}', {"Content-Type": "text/plain"}, 415, "unsupported_media_type"),
+    ('{"number": 1}', {}, 415, "unsupported_media_type"),
+    (
+        '{"number": 1}',
+        {"Content-Type": "application/x-www-form-urlencoded"},
+        415,
+        "unsupported_media_type",
+    ),
+    (
+        '{"number": 1}',
+        {"Content-Type": "application/json; charset=latin-1"},
+        415,
+        "unsupported_media_type",
+    ),
+    ("", JSON, 400, "invalid_json"),
+    ("{", JSON, 400, "invalid_json"),
+    ("number=1", JSON, 400, "invalid_json"),
+    ('{"number": NaN}', JSON, 400, "invalid_json"),
+    ('{"number": Infinity}', JSON, 400, "invalid_json"),
+    ('{"number": -Infinity}', JSON, 400, "invalid_json"),
+    ('{"number": 1, "number": 2}', JSON, 400, "invalid_json"),
+    ('{"number": 01}', JSON, 400, "invalid_json"),
+    ('{"number": .5}', JSON, 400, "invalid_json"),
+    ('{"number": 1.}', JSON, 400, "invalid_json"),
+    ('{"number": +1}', JSON, 400, "invalid_json"),
+    ('{"number": 0x10}', JSON, 400, "invalid_json"),
+    (b'{"number": 1\xff}', JSON, 400, "invalid_json"),
+    ("[" * 1000, JSON, 400, "invalid_json"),
+    ("[" * 500 + "]" * 500, JSON, 422, "invalid_body"),
+    ('{"number": ' + '{"a": ' * 40 + "1" + "}" * 41, JSON, 422, "invalid_number"),
+    ("{'number': 1}", JSON, 400, "invalid_json"),
+    ('{"number": 1}', {**JSON, "Idempotency-Key": ""}, 400, "invalid_idempotency_key"),
+    ('{"number": 1}', {**JSON, "Idempotency-Key": "a b"}, 400, "invalid_idempotency_key"),
+    ('{"number": 1}', {**JSON, "Idempotency-Key": "k" * 256}, 400, "invalid_idempotency_key"),
+    ("[1]", JSON, 422, "invalid_body"),
+    ("1", JSON, 422, "invalid_body"),
+    ('"1"', JSON, 422, "invalid_body"),
+    ("null", JSON, 422, "invalid_body"),
+    ("{}", JSON, 422, "invalid_body"),
+    ('{"number": 1, "extra": 2}', JSON, 422, "invalid_body"),
+    ('{"Number": 1}', JSON, 422, "invalid_body"),
+    ('{"number": "1"}', JSON, 422, "invalid_number"),
+    ('{"number": true}', JSON, 422, "invalid_number"),
+    ('{"number": null}', JSON, 422, "invalid_number"),
+    ('{"number": [1]}', JSON, 422, "invalid_number"),
+    ('{"number": {"value": 1}}', JSON, 422, "invalid_number"),
+    ('{"number": 1e30}', JSON, 422, "number_out_of_range"),
+    ('{"number": 0.0000000000000000001}', JSON, 422, "number_out_of_range"),
+    ('{"number": 1' + "0" * 900 + "}", JSON, 422, "number_out_of_range"),
+]
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "status", "code"),
+    MALFORMED,
+    ids=[f"{i}-{row[3]}" for i, row in enumerate(MALFORMED)],
+)
+def test_malformed_requests_change_nothing(
+    api: Api, body: str | bytes, headers: dict[str, str], status: int, code: str
+) -> None:
+    api.add(5)
+    reply = api.request("POST", "/abacus/number", data=body, headers=headers)
+    assert reply.status == status, reply.text
+    assert reply.body["error"] == code
+    assert reply.body["message"]
+    assert "Traceback" not in reply.text
+    assert_ids(reply.headers, node=status != 413)
+    assert api.sum() == 5
+
+
+def test_charset_parameter_is_fine(api: Api) -> None:
+    for content_type in ("application/json; charset=utf-8", "Application/JSON;charset=UTF-8"):
+        reply = api.request(
+            "POST", "/abacus/number", data='{"number": 2}', headers={"Content-Type": content_type}
+        )
+        assert reply.status == 200, reply.text
+    assert api.sum() == 4
