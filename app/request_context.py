@@ -23,7 +23,7 @@ error_log = logging.getLogger("abacus.error")
 
 # nginx's $request_id is 32 hex digits; accept ids of that kind, make one for anything else.
 _REQUEST_ID = re.compile(r"[0-9A-Za-z._-]{1,64}")
-KNOWN_ROUTES = frozenset({"/abacus/number", "/abacus/sum", "/health", "/metrics"})
+KNOWN_ROUTES = frozenset({"/abacus/number", "/abacus/sum", "/health", "/metrics", "/openapi.json"})
 
 
 class RequestContextMiddleware:

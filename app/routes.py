@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from app import amounts, metrics
+from app import amounts, metrics, openapi
 from app.add_request import read_add_request
 from app.errors import ApiError, unavailable
 from app.group_commit import RESOLVE_GRACE_S, GroupCommitter
@@ -161,6 +161,10 @@ async def health(request: Request) -> Response:
     return json_response(body)
 
 
+async def openapi_document(request: Request) -> Response:
+    return json_response(openapi.DOCUMENT)
+
+
 async def prometheus_metrics(request: Request) -> Response:
     content, media_type = metrics.exposition()
     return Response(content, 200, media_type=media_type)
@@ -171,4 +175,5 @@ ROUTES = [
     Route("/abacus/sum", sum_endpoint, methods=["GET", "DELETE"]),
     Route("/health", health, methods=["GET"]),
     Route("/metrics", prometheus_metrics, methods=["GET"]),
+    Route("/openapi.json", openapi_document, methods=["GET"]),
 ]

@@ -40,14 +40,16 @@ def local_env(
     *,
     proxy_bind: str,
     rate_limit: bool,
+    rate_per_s: int = DEFAULT_RATE_LIMIT,
+    rate_burst: int = DEFAULT_RATE_BURST,
 ) -> dict[str, str]:
     return {
         "ABACUS_LISTEN": f"127.0.0.1:{listen_port}",
         "ABACUS_UPSTREAM_SERVERS": upstream_servers([f"127.0.0.1:{p}" for p in node_ports]),
         "ABACUS_RESOLVER": "",
         "ABACUS_PROXY_BIND": proxy_bind,
-        "ABACUS_RATE_LIMIT": str(DEFAULT_RATE_LIMIT),
-        "ABACUS_RATE_BURST": str(DEFAULT_RATE_BURST),
+        "ABACUS_RATE_LIMIT": str(rate_per_s),
+        "ABACUS_RATE_BURST": str(rate_burst),
         "ABACUS_RATE_LIMIT_ENABLED": "on" if rate_limit else "off",
     }
 

@@ -10,7 +10,9 @@ HOST = "127.0.0.1"
 
 
 def is_free(port: int) -> bool:
+    """Nothing listens on it (connections of a stopped server in TIME_WAIT do not count)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((HOST, port))
         except OSError:

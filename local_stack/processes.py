@@ -121,8 +121,14 @@ def wait_gone(process: Process, timeout: float) -> bool:
 
 def stop(process: Process, signum: int, timeout: float) -> None:
     """Ask gracefully with `signum`; after `timeout`, SIGKILL the whole group."""
-    if not signal_process(process, signum):
-        return
-    if not wait_gone(process, timeout):
-        signal_group(process, signal.SIGKILL)
-        wait_gone(process, 5)
+    stop_all([process], signum, timeout)
+
+
+def stop_all(group: Sequence[Process], signum: int, timeout: float) -> None:
+    """Signal all at once (they stop in parallel), then wait; SIGKILL what outlives `timeout`."""
+    signalled = [p for p in group if signal_process(p, signum)]
+    deadline = time.monotonic() + timeout
+    for process in signalled:
+        if not wait_gone(process, max(0.0, deadline - time.monotonic())):
+            signal_group(process, signal.SIGKILL)
+            wait_gone(process, 5)

@@ -43,6 +43,8 @@ class StackConfig:
     redis_url: str | None = None
     dir: Path = field(default_factory=lambda: Path(".stack"))
     rate_limit: bool = True
+    rate_per_s: int = nginx_config.DEFAULT_RATE_LIMIT
+    rate_burst: int = nginx_config.DEFAULT_RATE_BURST
     # Extra environment for the nodes (the spec's settings, e.g. ABACUS_MAX_BATCH).
     node_env: dict[str, str] = field(default_factory=dict)
 
@@ -142,11 +144,8 @@ class LocalStack:
         """nginx first (no new requests), then the nodes (finish and commit), Redis last."""
         if "nginx" in self.processes:
             processes.stop(self.processes["nginx"], signal.SIGQUIT, 15)
-        nodes = [name for name in self.processes if name.startswith("node-")]
-        for name in nodes:
-            processes.signal_process(self.processes[name], signal.SIGTERM)
-        for name in nodes:
-            processes.stop(self.processes[name], signal.SIGTERM, NODE_STOP_TIMEOUT_S)
+        nodes = [p for name, p in self.processes.items() if name.startswith("node-")]
+        processes.stop_all(nodes, signal.SIGTERM, NODE_STOP_TIMEOUT_S)
         if "redis" in self.processes:
             processes.stop(self.processes["redis"], signal.SIGTERM, 15)
         self.processes.clear()
@@ -210,6 +209,8 @@ class LocalStack:
             self.config.node_ports,
             proxy_bind=BALANCER_ADDRESS,
             rate_limit=self.config.rate_limit,
+            rate_per_s=self.config.rate_per_s,
+            rate_burst=self.config.rate_burst,
         )
         main = nginx_config.write_prefix(prefix, env)
         pid_file = prefix / "nginx.pid"

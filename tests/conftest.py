@@ -19,8 +19,13 @@ from tests.api_client import ADMIN_TOKEN, Api
 
 
 def stack_config(
-    directory: Path, nodes: int = 3, redis_url: str | None = None, **node_env: str
+    directory: Path,
+    nodes: int = 3,
+    redis_url: str | None = None,
+    rate: tuple[int, int] | None = None,
+    **node_env: str,
 ) -> StackConfig:
+    """A stack on free ports; `rate` = (per second, burst) turns the balancer's limit on."""
     node_port = free_port_block(nodes)
     taken = set(range(node_port, node_port + nodes))
     port, redis_port = [p for p in free_ports(nodes + 2) if p not in taken][:2]
@@ -32,7 +37,9 @@ def stack_config(
         redis_port=redis_port,
         redis_url=redis_url,
         dir=directory,
-        rate_limit=False,
+        rate_limit=rate is not None,
+        rate_per_s=rate[0] if rate else 1,
+        rate_burst=rate[1] if rate else 1,
         node_env={"ABACUS_ADMIN_TOKEN": ADMIN_TOKEN, **node_env},
     )
 
@@ -54,9 +61,14 @@ StackFactory = Callable[..., LocalStack]
 def make_stack(tmp_path: Path) -> Iterator[StackFactory]:
     started: list[LocalStack] = []
 
-    def start(nodes: int = 3, redis_url: str | None = None, **node_env: str) -> LocalStack:
+    def start(
+        nodes: int = 3,
+        redis_url: str | None = None,
+        rate: tuple[int, int] | None = None,
+        **node_env: str,
+    ) -> LocalStack:
         directory = tmp_path / f"stack{len(started)}"
-        running = LocalStack(stack_config(directory, nodes, redis_url, **node_env))
+        running = LocalStack(stack_config(directory, nodes, redis_url, rate, **node_env))
         started.append(running)
         running.up()
         return running

@@ -1,0 +1,111 @@
+"""Idempotency-Key: a repeat returns the first response and adds nothing, from any node."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+
+import redis
+from local_stack import LocalStack
+from tests.api_client import Api
+from tests.load import add_concurrently
+
+
+def fresh_key() -> str:
+    return f"test-{uuid.uuid4()}"
+
+
+def test_repeat_returns_first_response_and_adds_once(api: Api) -> None:
+    key = fresh_key()
+    first = api.add(5, key=key)
+    assert first.status == 200
+    assert "Idempotent-Replayed" not in first.headers
+    api.add(1)
+    again = api.add("5.0", key=key)  # the same value, written differently
+    assert again.status == 200
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.text == first.text, "the stored first response, byte for byte"
+    assert again.body["node_id"] == first.body["node_id"], "node_id: the node that applied it"
+    assert api.sum() == 6
+
+
+def test_replay_is_served_by_every_node(api: Api) -> None:
+    key = fresh_key()
+    first = api.add(9, key=key)
+    replayers = set()
+    for _ in range(6):
+        reply = api.add(9, key=key)
+        assert reply.status == 200
+        assert reply.text == first.text
+        replayers.add(reply.headers["X-Node-Id"])
+    assert replayers == {"node-1", "node-2", "node-3"}
+    assert api.sum() == 9
+
+
+def test_same_key_with_a_different_number_is_refused(api: Api) -> None:
+    key = fresh_key()
+    assert api.add(7, key=key).status == 200
+    reply = api.add(8, key=key)
+    assert reply.status == 422
+    assert reply.body["error"] == "idempotency_key_reused"
+    assert api.sum() == 7
+
+
+def test_keys_survive_a_reset(api: Api) -> None:
+    key = fresh_key()
+    first = api.add(4, key=key)
+    assert api.reset().status == 200
+    again = api.add(4, key=key)
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.text == first.text
+    assert api.sum() == 0
+
+
+def test_fifty_concurrent_duplicates_over_the_nodes_add_once(api: Api, stack: LocalStack) -> None:
+    key = fresh_key()
+    replies = add_concurrently(stack.config.url, ["3"] * 50, clients=50, keys=[key] * 50)
+    assert [r.status for r in replies] == [200] * 50
+    assert len({r.text for r in replies}) == 1, "everyone gets the one first response"
+    assert sum(r.headers.get("Idempotent-Replayed") == "true" for r in replies) == 49
+    assert len({r.headers["X-Node-Id"] for r in replies}) == 3, "spread over the nodes"
+    assert api.sum() == 3
+
+
+def test_concurrent_same_key_different_numbers_one_wins(api: Api, stack: LocalStack) -> None:
+    key = fresh_key()
+    replies = add_concurrently(stack.config.url, ["1", "2"] * 10, clients=20, keys=[key] * 20)
+    winners = {r.body["added"] for r in replies if r.status == 200}
+    assert len(winners) == 1
+    (winner,) = winners
+    refused = [r for r in replies if r.status == 422]
+    assert all(r.body["error"] == "idempotency_key_reused" for r in refused)
+    assert len(refused) == 10
+    assert api.sum() == winner
+
+
+def test_retry_after_a_client_timeout_gets_the_first_response(stack: LocalStack) -> None:
+    """The first attempt's answer is lost to a client timeout; the retry learns it counted."""
+    api = Api(stack.config.url)
+    api.reset()
+    key = fresh_key()
+    node = f"http://127.0.0.1:{stack.config.node_port}"
+    client = redis.Redis.from_url(stack.config.effective_redis_url)
+    client.client_pause(1200, all=False)  # the add waits in the node past the client's patience
+    impatient = Api(node, timeout=0.3)
+    timed_out = threading.Event()
+
+    def first_attempt() -> None:
+        try:
+            impatient.add(6, key=key)
+        except Exception:
+            timed_out.set()
+
+    thread = threading.Thread(target=first_attempt)
+    thread.start()
+    thread.join()
+    client.close()
+    assert timed_out.is_set(), "the first attempt timed out on the client side"
+    retry = api.add(6, key=key)  # the pause ends, the first attempt commits, the retry replays
+    assert retry.status == 200
+    assert retry.body["new_sum"] == 6
+    assert api.sum() == 6, "the sum moved once"
