@@ -29,10 +29,10 @@ from app.pending_add import Committed, Outcome, PendingAdd
 
 log = logging.getLogger("abacus.commit")
 
-BACKOFF_BASE_S = 0.002
-BACKOFF_CAP_S = 0.1
-# An add whose EXEC may have counted keeps being resolved this long past its deadline while
-# Redis answers (conflicts clear in milliseconds); only an unreachable Redis cuts it short.
+# A conflict means another worker just committed: the sum moved on and retrying soon is right,
+# the jitter only spreads the workers apart. An unreachable Redis wants longer pauses.
+CONFLICT_BACKOFF = (0.001, 0.008)
+REDIS_BACKOFF = (0.01, 0.2)
 RESOLVE_GRACE_S = 0.8
 # How long an add keeps trying while Redis refuses connections, before it is answered 503: a
 # restart that quick goes unnoticed, an outage is reported fast instead of at the deadline.
@@ -41,9 +41,9 @@ UNREACHABLE_GIVE_UP_S = 0.75
 REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
 
 
-def backoff(failures: int) -> float:
+def backoff(failures: int, base: float, cap: float) -> float:
     """Capped exponential backoff with full jitter."""
-    return random.uniform(0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** (failures - 1)))
+    return random.uniform(0, min(cap, base * 2 ** (failures - 1)))
 
 
 class _Lane:
@@ -68,7 +68,7 @@ class _Lane:
             if not self.queue:
                 break
             leaders, followers = self._take_batch()
-            retry = await self._attempt(leaders)
+            retry, redis_down = await self._attempt(leaders)
             for leader in leaders:
                 if not leader.future.done():
                     continue
@@ -90,7 +90,7 @@ class _Lane:
             self.queue.extendleft(reversed(again))
             failures += 1
             metrics.RETRIES.inc(len(again))
-            pause = backoff(failures)
+            pause = backoff(failures, *(REDIS_BACKOFF if redis_down else CONFLICT_BACKOFF))
             nearest = min(add.deadline for add in self.queue) - loop.time()
             await asyncio.sleep(max(0.0, min(pause, nearest)))
 
@@ -108,8 +108,9 @@ class _Lane:
                 leaders.append(add)
         return leaders, followers
 
-    async def _attempt(self, batch: list[PendingAdd]) -> list[PendingAdd]:
-        """Run one transaction; resolve what it decided and return what must be tried again."""
+    async def _attempt(self, batch: list[PendingAdd]) -> tuple[list[PendingAdd], bool]:
+        """Run one transaction; resolve what it decided. Returns what must be tried again, and
+        whether that is because Redis could not be reached."""
         for add in batch:
             add.attempts += 1
             add.batch_size = len(batch)
@@ -139,9 +140,9 @@ class _Lane:
                 add.redis_failed = True
                 if gone:
                     add.unreachable_since = add.unreachable_since or now
-            return list(batch)
-        if result.executed:
-            metrics.BATCH_SIZE.observe(len(batch))
+            return list(batch), True
+        if result.committed:
+            metrics.BATCH_SIZE.observe(result.committed)
         for add in batch:
             add.redis_failed = False
             add.unreachable_since = None
@@ -151,7 +152,7 @@ class _Lane:
                 add.conflicts += 1
         for add, outcome in result.resolved:
             _settle(add, outcome)
-        return list(result.retry)
+        return list(result.retry), False
 
     def _expire(self, now: float) -> None:
         """Answer the adds that ran out of time; never one whose EXEC may still be learnt."""

@@ -34,8 +34,10 @@ class AttemptResult:
     # Adds that must be tried again: the EXEC met a conflict, or Redis refused it while an
     # earlier EXEC of the same add may still have counted.
     retry: list[PendingAdd] = field(default_factory=list)
-    # The EXEC was sent: counts as a transaction whether it committed or conflicted.
+    # The EXEC was answered: counts as a transaction whether it committed or conflicted.
     executed: bool = False
+    # Adds applied by this transaction (0 unless it committed).
+    committed: int = 0
 
 
 def timestamp() -> str:
@@ -136,6 +138,7 @@ async def _execute(
         result.retry = [add for add, _ in writes]
     else:
         result.resolved += [(add, Committed(body, replayed=False)) for add, body in writes]
+        result.committed = len(writes)
 
 
 def _refuse(

@@ -35,7 +35,7 @@ CONFLICTS = Counter(
 RETRIES = Counter("abacus_commit_retries_total", "Adds put back in the queue for another attempt")
 BATCH_SIZE = Histogram(
     "abacus_commit_batch_size",
-    "Adds carried by one executed transaction",
+    "Adds applied by one committed transaction",
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
 )
 AMBIGUOUS_COMMITS = Counter(

@@ -70,6 +70,21 @@ class StackConfig:
         return data
 
     @classmethod
+    def on_free_ports(cls, directory: Path, nodes: int = 3, **options: Any) -> StackConfig:
+        """A stack on ports that are free now: for tests and throwaway stacks."""
+        node_port = ports.free_port_block(nodes)
+        taken = set(range(node_port, node_port + nodes))
+        port, redis_port = [p for p in ports.free_ports(nodes + 2) if p not in taken][:2]
+        return cls(
+            port=port,
+            node_port=node_port,
+            nodes=nodes,
+            redis_port=redis_port,
+            dir=directory,
+            **options,
+        )
+
+    @classmethod
     def from_json(cls, data: dict[str, Any]) -> StackConfig:
         return cls(**{**data, "dir": Path(data["dir"])})
 

@@ -1,11 +1,11 @@
 """The local stack without Docker: real redis-server, Gunicorn nodes and nginx on 127.0.0.1.
 
-    python scripts/stack.py up [--port 8080] [--node-port 8001] [--nodes 3] [--workers 2]
-                               [--redis-port 6380] [--redis-url URL] [--dir .stack] [--detach]
-                               [--no-rate-limit]
-    python scripts/stack.py down | status [--dir .stack]
-    python scripts/stack.py restart [--node node-N] [--dir .stack]
-    python scripts/stack.py redis stop|start|kill [--dir .stack]
+python scripts/stack.py up [--port 8080] [--node-port 8001] [--nodes 3] [--workers 2]
+                           [--redis-port 6380] [--redis-url URL] [--dir .stack] [--detach]
+                           [--no-rate-limit]
+python scripts/stack.py down | status [--dir .stack]
+python scripts/stack.py restart [--node node-N] [--dir .stack]
+python scripts/stack.py redis stop|start|kill [--dir .stack]
 """
 
 from __future__ import annotations

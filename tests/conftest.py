@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from local_stack import LocalStack, StackConfig, binaries, processes, redis_server
-from local_stack.ports import free_port_block, free_ports
+from local_stack.ports import free_ports
 from local_stack.processes import Process
 from tests.api_client import ADMIN_TOKEN, Api
 
@@ -26,17 +26,10 @@ def stack_config(
     **node_env: str,
 ) -> StackConfig:
     """A stack on free ports; `rate` = (per second, burst) turns the balancer's limit on."""
-    node_port = free_port_block(nodes)
-    taken = set(range(node_port, node_port + nodes))
-    port, redis_port = [p for p in free_ports(nodes + 2) if p not in taken][:2]
-    return StackConfig(
-        port=port,
-        node_port=node_port,
-        nodes=nodes,
-        workers=2,
-        redis_port=redis_port,
+    return StackConfig.on_free_ports(
+        directory,
+        nodes,
         redis_url=redis_url,
-        dir=directory,
         rate_limit=rate is not None,
         rate_per_s=rate[0] if rate else 1,
         rate_burst=rate[1] if rate else 1,

@@ -1,0 +1,61 @@
+# The Abacus node image: Gunicorn managing Uvicorn workers, with the same gunicorn.conf.py and app
+# as the local stack (scripts/stack.py). Built by `docker compose up --build` (service node1).
+
+# Both stages use the same base, so the venv built in the first runs unchanged in the second.
+ARG PYTHON_IMAGE=python:3.13-slim-trixie
+
+FROM ${PYTHON_IMAGE} AS builder
+
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PYTHONDONTWRITEBYTECODE=1
+
+# A compiler only here, for any pinned package without a wheel for this platform; none of it
+# reaches the final image.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends build-essential \
+    && rm -rf /var/lib/apt/lists/*
+
+# Runtime requirements only (pinned); requirements-dev.txt is for tests and tools.
+COPY requirements.txt /tmp/requirements.txt
+RUN --mount=type=cache,target=/root/.cache/pip \
+    python -m venv /opt/venv \
+    && /opt/venv/bin/pip install -r /tmp/requirements.txt
+
+
+FROM ${PYTHON_IMAGE}
+
+LABEL org.opencontainers.image.title="abacus-node" \
+      org.opencontainers.image.description="Abacus node: the running-sum HTTP service behind the balancer"
+
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    HOST=0.0.0.0 \
+    PORT=8000
+
+# A fixed numeric id, so that runtimes can check it is not root without reading /etc/passwd.
+RUN groupadd --system --gid 10001 abacus \
+    && useradd --system --uid 10001 --gid abacus --no-create-home --home-dir /nonexistent \
+        --shell /usr/sbin/nologin abacus
+
+COPY --from=builder /opt/venv /opt/venv
+
+WORKDIR /srv/abacus
+# Owned by root and read-only to the node: the process cannot change its own code.
+COPY app/ app/
+COPY gunicorn.conf.py ./
+COPY scripts/healthcheck.py scripts/
+# Bytecode now, since the container's root filesystem is read-only at run time.
+RUN python -m compileall -q app
+
+USER 10001:10001
+
+EXPOSE 8000
+# Gunicorn stops gracefully on SIGTERM (graceful_timeout in gunicorn.conf.py): in-flight requests
+# finish and queued adds commit. Compose's stop_grace_period is longer than that timeout.
+STOPSIGNAL SIGTERM
+
+HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
+    CMD ["python", "scripts/healthcheck.py"]
+
+CMD ["gunicorn", "-c", "gunicorn.conf.py"]

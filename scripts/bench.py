@@ -1,0 +1,151 @@
+"""Throughput and latency of adds and reads at several concurrencies, through one URL.
+
+    python scripts/bench.py --url URL [--concurrency 16,64,256] [--duration 10] [--warmup 1]
+                            [--compare-url URL2 [--rounds 3]] [--threads 2] [--timeout 10]
+                            [--no-wrk] [--reset [--admin-token T]] [--json]
+
+Drives wrk when installed (Python threads otherwise, with a warning). With --compare-url the
+two deployments alternate, A, B, A, B, and the table gives per-point medians and A/B ratios.
+Exit status: 0 measured, 2 could not run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from harness.bench import DEFAULT_CONCURRENCIES, run_bench
+from harness.bench_report import bench_json, render_bench
+from harness.client import CannotRun
+
+EXIT_CANNOT_RUN = 2
+
+
+def _concurrencies(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not a comma-separated list of integers: {text}"
+        ) from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"concurrencies must be positive: {text}")
+    return values
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, not {text}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must not be negative: {text}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="bench.py",
+        description="Throughput and latency of adds and reads of an Abacus deployment.",
+    )
+    parser.add_argument("--url", required=True, help="base URL, e.g. http://127.0.0.1:8080")
+    parser.add_argument(
+        "--concurrency",
+        type=_concurrencies,
+        default=DEFAULT_CONCURRENCIES,
+        help="comma-separated connection counts (default 16,64,256)",
+    )
+    parser.add_argument(
+        "--duration",
+        type=_positive_float,
+        default=10.0,
+        help="seconds per point and mode (default 10; wrk rounds up to whole seconds)",
+    )
+    parser.add_argument(
+        "--warmup",
+        type=_non_negative_float,
+        default=1.0,
+        help="seconds of warm-up before each measurement (default 1; 0 for none)",
+    )
+    parser.add_argument("--compare-url", help="a second deployment, measured alternately")
+    parser.add_argument(
+        "--rounds",
+        type=_positive_int,
+        help="rounds per target; figures are medians (default 3 with --compare-url, else 1)",
+    )
+    parser.add_argument("--threads", type=_positive_int, default=2, help="wrk threads (default 2)")
+    parser.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=10.0,
+        help="seconds a request may take before it counts as an error (default 10)",
+    )
+    parser.add_argument(
+        "--no-wrk", action="store_true", help="use the Python load generator even if wrk exists"
+    )
+    parser.add_argument("--reset", action="store_true", help="reset each target's sum first")
+    parser.add_argument(
+        "--admin-token", help="bearer token for --reset (default: $ABACUS_ADMIN_TOKEN)"
+    )
+    parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    token = args.admin_token or os.environ.get("ABACUS_ADMIN_TOKEN")
+    try:
+        result = run_bench(
+            args.url,
+            compare_url=args.compare_url,
+            concurrencies=args.concurrency,
+            duration=args.duration,
+            warmup=args.warmup,
+            rounds=args.rounds,
+            use_wrk=not args.no_wrk,
+            threads=args.threads,
+            timeout=args.timeout,
+            reset=args.reset,
+            admin_token=token,
+            log=None if args.json else _log,
+        )
+    except CannotRun as exc:
+        return _cannot_run(str(exc), as_json=args.json)
+    except KeyboardInterrupt:
+        return _cannot_run("interrupted", as_json=args.json)
+    if args.json:
+        print(json.dumps(bench_json(result), indent=2))
+    else:
+        print(render_bench(result))
+    return 0
+
+
+def _log(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def _cannot_run(reason: str, *, as_json: bool) -> int:
+    if as_json:
+        print(json.dumps({"error": reason, "exit_code": EXIT_CANNOT_RUN}))
+    print(f"bench.py: cannot run: {reason}", file=sys.stderr)
+    return EXIT_CANNOT_RUN
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,125 @@
+"""Fire concurrent adds and reads at an Abacus server and judge whether the history is consistent.
+
+    python scripts/check_consistency.py --url URL [--requests N] [--concurrency C] [--reset]
+                                        [--admin-token T] [--json]
+
+Exit status: 0 consistent, 1 inconsistent (the message names the fault), 2 could not run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from harness.check import run_check
+from harness.client import CannotRun
+from harness.report import check_json, render_check
+
+EXIT_CANNOT_RUN = 2
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, not {text}")
+    return value
+
+
+def _ratio(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 100, not {text}")
+    return value
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="check_consistency.py",
+        description="Fire concurrent adds and reads at an Abacus server and judge the history.",
+    )
+    parser.add_argument("--url", required=True, help="base URL, e.g. http://127.0.0.1:8080")
+    parser.add_argument(
+        "--requests", type=_positive_int, default=1000, help="adds to fire (default 1000)"
+    )
+    parser.add_argument(
+        "--concurrency", type=_positive_int, default=16, help="concurrent clients (default 16)"
+    )
+    parser.add_argument(
+        "--read-ratio",
+        type=_ratio,
+        default=0.25,
+        help="reads fired per add, spread among them (default 0.25)",
+    )
+    parser.add_argument(
+        "--reset", action="store_true", help="reset the sum first (DELETE /abacus/sum)"
+    )
+    parser.add_argument(
+        "--admin-token", help="bearer token for --reset (default: $ABACUS_ADMIN_TOKEN)"
+    )
+    parser.add_argument(
+        "--timeout", type=_positive_float, default=10.0, help="per request, seconds (default 10)"
+    )
+    parser.add_argument(
+        "--resolve-unknown",
+        action="store_true",
+        help="send an Idempotency-Key with each add and retry unknown outcomes once with it",
+    )
+    parser.add_argument("--seed", type=int, help="seed for the generated numbers")
+    parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    token = args.admin_token or os.environ.get("ABACUS_ADMIN_TOKEN")
+    if not args.reset and not args.json:
+        print(
+            "note: no --reset: the check starts from the current sum; any other writer during "
+            "the run spoils it",
+            file=sys.stderr,
+        )
+    try:
+        report = run_check(
+            args.url,
+            adds=args.requests,
+            concurrency=args.concurrency,
+            read_ratio=args.read_ratio,
+            reset=args.reset,
+            admin_token=token,
+            timeout=args.timeout,
+            resolve_unknown=args.resolve_unknown,
+            seed=args.seed,
+            progress=not args.json and sys.stderr.isatty(),
+        )
+    except CannotRun as exc:
+        return _cannot_run(str(exc), as_json=args.json)
+    except KeyboardInterrupt:
+        return _cannot_run("interrupted", as_json=args.json)
+    if args.json:
+        print(json.dumps(check_json(report), indent=2))
+    else:
+        print(render_check(report))
+    return report.exit_code
+
+
+def _cannot_run(reason: str, *, as_json: bool) -> int:
+    if as_json:
+        print(json.dumps({"verdict": "error", "error": reason, "exit_code": EXIT_CANNOT_RUN}))
+    print(f"check_consistency.py: cannot run: {reason}", file=sys.stderr)
+    return EXIT_CANNOT_RUN
+
+
+if __name__ == "__main__":
+    sys.exit(main())

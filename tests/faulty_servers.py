@@ -1,0 +1,265 @@
+"""Small in-memory servers of the Abacus API, most of them deliberately wrong.
+
+Each keeps its sum in memory behind `http.server.ThreadingHTTPServer` on a free port of
+127.0.0.1, answers `/abacus/number`, `/abacus/sum` (GET, DELETE) and `/health` in the spec's
+shapes, and pretends to be several nodes (round robin over `X-Node-Id`), so the checker and the
+benchmark can be tested without Redis, Gunicorn or nginx.
+
+The faults:
+- `LostUpdate`: read-modify-write without a lock, with a pause in between.
+- `AppliedTwice`: every `every`-th add is applied twice.
+- `WrongNewSum`: the stored sum is right, but every `every`-th add reports a new_sum off by one.
+- `StaleRead`: reads come from a cache refreshed only every `refresh_every`-th read.
+`Correct` holds a lock around each add, as a correct server must.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, ClassVar
+
+from harness.decimals import parse_json, render
+
+
+class Counter:
+    """The state of one server: a sum, and how adds and reads treat it."""
+
+    def __init__(self) -> None:
+        self.sum = Decimal(0)
+        self.lock = threading.Lock()
+        self.adds = 0
+
+    def add(self, number: Decimal) -> Decimal:
+        """Apply an add; returns the new_sum to report."""
+        with self.lock:
+            self.sum += number
+            return self.sum
+
+    def read(self) -> Decimal:
+        with self.lock:
+            return self.sum
+
+    def reset(self) -> Decimal:
+        with self.lock:
+            replaced, self.sum = self.sum, Decimal(0)
+            return replaced
+
+
+class Correct(Counter):
+    pass
+
+
+class LostUpdate(Counter):
+    def add(self, number: Decimal) -> Decimal:
+        current = self.sum
+        time.sleep(0.002)  # another add reads the same sum meanwhile; one write wins
+        self.sum = current + number
+        return self.sum
+
+
+class AppliedTwice(Counter):
+    def __init__(self, every: int = 50) -> None:
+        super().__init__()
+        self.every = every
+
+    def add(self, number: Decimal) -> Decimal:
+        with self.lock:
+            self.adds += 1
+            self.sum += number
+            if self.adds % self.every == 0:
+                self.sum += number
+            return self.sum
+
+
+class WrongNewSum(Counter):
+    def __init__(self, every: int = 10) -> None:
+        super().__init__()
+        self.every = every
+
+    def add(self, number: Decimal) -> Decimal:
+        with self.lock:
+            self.adds += 1
+            self.sum += number
+            return self.sum + 1 if self.adds % self.every == 0 else self.sum
+
+
+class StaleRead(Counter):
+    def __init__(self, refresh_every: int = 50) -> None:
+        super().__init__()
+        self.refresh_every = refresh_every
+        self.reads = 0
+        self.cached = Decimal(0)
+
+    def read(self) -> Decimal:
+        with self.lock:
+            if self.reads % self.refresh_every == 0:
+                self.cached = self.sum
+            self.reads += 1
+            return self.cached
+
+    def reset(self) -> Decimal:
+        with self.lock:
+            replaced, self.sum, self.cached, self.reads = self.sum, Decimal(0), Decimal(0), 1
+            return replaced
+
+
+FAULTY: dict[str, type[Counter]] = {
+    "lost update": LostUpdate,
+    "add applied twice": AppliedTwice,
+    "new_sum values fit no sequential order": WrongNewSum,
+    "stale read": StaleRead,
+}
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 256  # the default of 5 drops connection bursts into SYN retries
+
+    def __init__(self, counter: Counter, nodes: int, admin_token: str | None) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.counter = counter
+        self.node_names = itertools.cycle([f"node-{i}" for i in range(1, nodes + 1)])
+        self.node_lock = threading.Lock()
+        self.admin_token = admin_token
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # wrk and stopping clients reset their connections; that is not the server's fault.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+    def next_node(self) -> str:
+        with self.node_lock:
+            return next(self.node_names)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+    timeout = 10  # idle keep-alive connections end on their own
+    # Headers and body in one segment: separate small writes meet the client's delayed ACK.
+    wbufsize = 1 << 16
+    disable_nagle_algorithm = True
+    routes: ClassVar[dict[str, set[str]]] = {
+        "/abacus/number": {"POST"},
+        "/abacus/sum": {"GET", "DELETE"},
+        "/health": {"GET"},
+    }
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def do_DELETE(self) -> None:
+        self._dispatch("DELETE")
+
+    def _dispatch(self, method: str) -> None:
+        self.node = self.server.next_node()
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        allowed = self.routes.get(self.path)
+        if allowed is None:
+            self._error(404, "not_found", "no such path")
+        elif method not in allowed:
+            self._error(405, "method_not_allowed", "method not allowed")
+        elif self.path == "/abacus/number":
+            self._add(body)
+        elif self.path == "/health":
+            self._send(200, {"status": "healthy", "redis_connected": True})
+        elif method == "GET":
+            self._send(200, {"sum": self.server.counter.read()})
+        else:
+            self._reset()
+
+    def _add(self, raw: bytes) -> None:
+        if self.headers.get("Content-Type", "").split(";")[0].strip() != "application/json":
+            self._error(415, "unsupported_media_type", "send application/json")
+            return
+        try:
+            body = parse_json(raw.decode())
+        except (ValueError, UnicodeDecodeError):
+            self._error(400, "invalid_json", "the body is not valid JSON")
+            return
+        number = body.get("number") if isinstance(body, dict) else None
+        if not isinstance(number, Decimal) or set(body) != {"number"}:
+            self._error(422, "invalid_number", 'send exactly {"number": <number>}')
+            return
+        try:
+            new_sum = self.server.counter.add(number)
+        except InvalidOperation:
+            self._error(422, "invalid_number", "not a usable number")
+            return
+        self._send(200, {"new_sum": new_sum, "added": number})
+
+    def _reset(self) -> None:
+        token = self.server.admin_token
+        if token is not None:
+            given = self.headers.get("Authorization")
+            if given is None:
+                self._error(401, "unauthorized", "reset needs a bearer token")
+                return
+            if given != f"Bearer {token}":
+                self._error(403, "forbidden", "wrong token")
+                return
+        self.server.counter.reset()
+        self._send(200, {"message": "Sum successfully reset to 0"})
+
+    def _error(self, status: int, code: str, message: str) -> None:
+        self._send(status, {"error": code, "message": message}, stamped=False)
+
+    def _send(self, status: int, fields: dict[str, Any], *, stamped: bool = True) -> None:
+        if stamped:
+            fields = {
+                **fields,
+                "timestamp": datetime.now(UTC).isoformat(),
+                "node_id": self.node,
+            }
+        payload = _json(fields).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.send_header("X-Node-Id", self.node)
+        self.send_header("X-Request-ID", uuid.uuid4().hex)
+        self.end_headers()
+        self.wfile.write(payload)
+
+
+def _json(fields: dict[str, Any]) -> str:
+    """JSON with Decimals as exact number literals (json.dumps would need floats)."""
+    parts = (
+        f"{json.dumps(k)}: {render(v) if isinstance(v, Decimal) else json.dumps(v)}"
+        for k, v in fields.items()
+    )
+    return "{" + ", ".join(parts) + "}"
+
+
+@contextmanager
+def serve(
+    counter: Counter | None = None, *, nodes: int = 3, admin_token: str | None = None
+) -> Iterator[str]:
+    """Run a server in a background thread; yields its base URL, stops it afterwards."""
+    server = _Server(counter if counter is not None else Correct(), nodes, admin_token)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
+    thread.start()
+    try:
+        host, port = server.server_address[:2]
+        yield f"http://{host!s}:{port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()

@@ -1,0 +1,1017 @@
+"""The compose stack, proven without a Docker engine (the CI machine has none).
+
+compose.yaml is validated against the Compose Specification's JSON Schema and read for the
+structure the stack relies on; the nginx config it would render passes `nginx -t`; the Redis start
+command from compose.yaml runs against a real redis-server; the Dockerfile, .dockerignore and the
+image's health check are read or run as Docker would.
+"""
+
+from __future__ import annotations
+
+import ast
+import http.server
+import ipaddress
+import json
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+
+import redis
+from app.settings import Settings
+from local_stack import nginx_config
+from local_stack.ports import free_ports
+from local_stack.stack import GUNICORN_CONF
+
+ROOT = Path(__file__).resolve().parents[1]
+COMPOSE_FILE = ROOT / "compose.yaml"
+SCHEMA_FILE = Path(__file__).parent / "schemas" / "compose-spec.json"
+DOCKERFILE = ROOT / "Dockerfile"
+DOCKERIGNORE = ROOT / ".dockerignore"
+ENV_EXAMPLE = ROOT / ".env.example"
+README = ROOT / "README.md"
+REDIS_CONF = ROOT / "redis" / "redis.conf"
+SMOKE_SCRIPT = ROOT / "scripts" / "compose_smoke.sh"
+HEALTHCHECK_SCRIPT = ROOT / "scripts" / "healthcheck.py"
+
+NODES = ("node1", "node2", "node3")
+SERVICES = {"redis", *NODES, "nginx"}
+SECRET = "redis_password"
+SECRET_PATH = f"/run/secrets/{SECRET}"
+REDIS_CONF_IN_CONTAINER = "/usr/local/etc/redis/redis.conf"
+NODE_PORT = 8000
+# The open-source nginx release that added the `resolve` parameter of `server` in an upstream.
+NGINX_RESOLVE_SINCE = (1, 27, 3)
+
+# What a node may be configured with: the spec's configuration table, the settings later work
+# added to it (ABACUS_TRUSTED_PROXIES, the two key lifetimes), and what gunicorn.conf.py reads
+# for the image (HOST, PROMETHEUS_MULTIPROC_DIR).
+DOCUMENTED_NODE_SETTINGS = frozenset(
+    {
+        "NODE_ID",
+        "REDIS_URL",
+        "REDIS_PASSWORD_FILE",
+        "ABACUS_KEY",
+        "ABACUS_ADMIN_TOKEN",
+        "ABACUS_ADD_DEADLINE_MS",
+        "ABACUS_MAX_BATCH",
+        "ABACUS_TRUSTED_PROXIES",
+        "ABACUS_IDEMPOTENCY_TTL_S",
+        "ABACUS_RETRY_KEY_TTL_S",
+        "WEB_CONCURRENCY",
+        "HOST",
+        "PORT",
+        "PROMETHEUS_MULTIPROC_DIR",
+        "LOG_LEVEL",
+        "LOG_FORMAT",
+    }
+)
+
+# --- Compose's variable interpolation ------------------------------------------------------------
+
+_INTERPOLATION = re.compile(
+    r"\$(?:(?P<escaped>\$)"
+    r"|\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?+])(?P<arg>[^}]*))?\}"
+    r"|(?P<named>[A-Za-z_][A-Za-z0-9_]*))"
+)
+
+
+class InterpolationError(ValueError):
+    """A variable without a default is unset, or a `${VAR:?message}` fired."""
+
+
+def interpolate(text: str, env: Mapping[str, str]) -> str:
+    """Compose's rules: `$$` is a `$`; `${V:-d}` is d when V is unset or empty, `${V-d}` only
+    when unset; `${V:?e}` / `${V?e}` fail likewise; `${V:+r}` / `${V+r}` give r when V is set."""
+
+    def substitute(match: re.Match[str]) -> str:
+        if match["escaped"]:
+            return "$"
+        name = match["braced"] or match["named"]
+        op = match["op"] or ""
+        arg = match["arg"] or ""
+        value = env.get(name)
+        present = bool(value) if op.startswith(":") else value is not None
+        if op.endswith("+"):
+            return arg if present else ""
+        if value is not None and present:
+            return value
+        if op.endswith("-"):
+            return arg
+        if op.endswith("?"):
+            raise InterpolationError(f"{name}: {arg}")
+        if value is None:
+            # Compose would substitute "" with a warning; a fresh clone must need no variable.
+            raise InterpolationError(f"${{{name}}} has no default")
+        return value
+
+    return _INTERPOLATION.sub(substitute, text)
+
+
+def resolve(node: Any, env: Mapping[str, str]) -> Any:
+    if isinstance(node, str):
+        return interpolate(node, env)
+    if isinstance(node, list):
+        return [resolve(item, env) for item in node]
+    if isinstance(node, dict):
+        return {key: resolve(value, env) for key, value in node.items()}
+    return node
+
+
+@cache
+def raw_compose() -> dict[str, Any]:
+    loaded = yaml.safe_load(COMPOSE_FILE.read_text())
+    assert isinstance(loaded, dict)
+    return loaded
+
+
+def compose_for(env: Mapping[str, str]) -> dict[str, Any]:
+    resolved = resolve(raw_compose(), env)
+    assert isinstance(resolved, dict)
+    return resolved
+
+
+def compose_variables() -> set[str]:
+    """Every variable compose.yaml reads from the shell or .env."""
+    return {
+        match["braced"] or match["named"]
+        for match in _INTERPOLATION.finditer(COMPOSE_FILE.read_text())
+        if not match["escaped"]
+    }
+
+
+def env_example_defaults() -> dict[str, str]:
+    """`NAME=value` lines of .env.example, commented out or not."""
+    line = re.compile(r"#?\s*([A-Z][A-Z0-9_]*)=(.*)")
+    found = (line.fullmatch(text.strip()) for text in ENV_EXAMPLE.read_text().splitlines())
+    return {match[1]: match[2].strip() for match in found if match}
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    """compose.yaml as a fresh clone gets it: no .env, nothing from the shell."""
+    return compose_for({})
+
+
+def service(compose: dict[str, Any], name: str) -> dict[str, Any]:
+    found = compose["services"][name]
+    assert isinstance(found, dict)
+    return found
+
+
+def environment(compose: dict[str, Any], name: str) -> dict[str, str]:
+    env = service(compose, name).get("environment", {})
+    assert isinstance(env, dict), f"{name}: write environment as a mapping"
+    return {key: "" if value is None else str(value) for key, value in env.items()}
+
+
+def networks_of(compose: dict[str, Any], name: str) -> set[str]:
+    return set(service(compose, name).get("networks", ()))
+
+
+def seconds(duration: str) -> float:
+    parts = re.findall(r"(\d+(?:\.\d+)?)(us|ms|h|m|s)", duration)
+    assert "".join(number + unit for number, unit in parts) == duration, duration
+    scale = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+    return sum(float(number) * scale[unit] for number, unit in parts)
+
+
+def version_of(image: str) -> tuple[int, ...]:
+    tag = image.rpartition(":")[2]
+    match = re.match(r"\d+(?:\.\d+)*", tag)
+    assert match, f"{image}: pin a version tag"
+    return tuple(int(part) for part in match[0].split("."))
+
+
+def balancer_ip(compose: dict[str, Any]) -> str:
+    address = service(compose, "nginx")["networks"]["back"]["ipv4_address"]
+    assert isinstance(address, str)
+    return address
+
+
+# --- The file as a whole -------------------------------------------------------------------------
+
+
+def test_compose_file_is_valid_against_the_compose_specification(compose: dict[str, Any]) -> None:
+    schema = json.loads(SCHEMA_FILE.read_text())
+    jsonschema.Draft7Validator.check_schema(schema)
+    validator = jsonschema.Draft7Validator(schema)
+    for document in (raw_compose(), compose):
+        errors = [
+            f"{'/'.join(map(str, error.absolute_path))}: {error.message}"
+            for error in validator.iter_errors(document)
+        ]
+        assert errors == []
+
+
+def test_compose_file_has_no_version_key() -> None:
+    assert "version" not in raw_compose()
+
+
+def test_a_fresh_clone_needs_no_env_file() -> None:
+    # Raises if a variable has no default; the other tests' fixture does the same, as an error.
+    compose = compose_for({})
+    assert "${" not in json.dumps(compose)
+    secret_file = ROOT / compose["secrets"][SECRET]["file"]
+    assert secret_file.read_text().strip()
+
+
+def test_env_example_documents_every_variable_compose_reads() -> None:
+    assert set(env_example_defaults()) == compose_variables()
+
+
+def test_env_example_shows_the_real_defaults(compose: dict[str, Any]) -> None:
+    assert compose_for(env_example_defaults()) == compose
+
+
+def test_there_are_the_five_services(compose: dict[str, Any]) -> None:
+    assert set(compose["services"]) == SERVICES
+
+
+# --- Health and start order ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(SERVICES))
+def test_every_service_has_a_healthcheck(compose: dict[str, Any], name: str) -> None:
+    check = service(compose, name)["healthcheck"]
+    assert not check.get("disable", False)
+    assert check["test"][0] in {"CMD", "CMD-SHELL"}
+    assert len(check["test"]) > 1
+    # Health checks run often; without curl in the images, they must not need it.
+    assert "curl" not in " ".join(check["test"])
+    assert seconds(check["timeout"]) < seconds(check["interval"])
+
+
+def test_nodes_start_once_redis_is_healthy(compose: dict[str, Any]) -> None:
+    for name in NODES:
+        assert service(compose, name)["depends_on"] == {"redis": {"condition": "service_healthy"}}
+
+
+def test_nginx_starts_once_every_node_is_healthy(compose: dict[str, Any]) -> None:
+    depends_on = service(compose, "nginx")["depends_on"]
+    assert depends_on == {name: {"condition": "service_healthy"} for name in NODES}
+
+
+def test_node_healthcheck_is_the_script_the_image_ships(compose: dict[str, Any]) -> None:
+    for name in NODES:
+        assert service(compose, name)["healthcheck"]["test"] == [
+            "CMD",
+            "python",
+            "scripts/healthcheck.py",
+        ]
+
+
+# --- Networks and what is published --------------------------------------------------------------
+
+
+def test_redis_is_only_on_the_back_network_and_never_published(compose: dict[str, Any]) -> None:
+    redis_service = service(compose, "redis")
+    assert networks_of(compose, "redis") == {"back"}
+    assert "ports" not in redis_service
+    assert "network_mode" not in redis_service
+    on_front = {name for name in SERVICES if "front" in networks_of(compose, name)}
+    assert on_front == {"nginx"}
+
+
+def test_nodes_are_on_the_back_network_and_published_on_loopback(compose: dict[str, Any]) -> None:
+    for index, name in enumerate(NODES):
+        assert networks_of(compose, name) == {"back"}
+        assert service(compose, name)["ports"] == [f"127.0.0.1:{8001 + index}:{NODE_PORT}"]
+
+
+def test_nginx_is_on_both_networks_and_published_on_8080(compose: dict[str, Any]) -> None:
+    nginx = service(compose, "nginx")
+    assert networks_of(compose, "nginx") == {"front", "back"}
+    assert nginx["ports"] == ["127.0.0.1:8080:8080"]
+    assert environment(compose, "nginx")["ABACUS_LISTEN"] == "8080"
+
+
+def test_the_back_network_can_publish_and_keeps_the_balancer_address_free(
+    compose: dict[str, Any],
+) -> None:
+    back = compose["networks"]["back"]
+    # Docker publishes no port of a container that is only on an internal network, and the
+    # nodes are published; Redis is kept from the host by having no `ports` instead.
+    assert not back.get("internal", False)
+    (pool,) = back["ipam"]["config"]
+    subnet = ipaddress.ip_network(pool["subnet"])
+    dynamic = ipaddress.ip_network(pool["ip_range"])
+    address = ipaddress.ip_address(balancer_ip(compose))
+    assert isinstance(subnet, ipaddress.IPv4Network)
+    assert isinstance(dynamic, ipaddress.IPv4Network)
+    assert dynamic.subnet_of(subnet)
+    assert address in subnet
+    # Docker gives other containers addresses from ip_range only, so none can take nginx's.
+    assert address not in dynamic
+
+
+def test_nodes_trust_the_retry_key_from_nginx_alone(compose: dict[str, Any]) -> None:
+    for name in NODES:
+        assert environment(compose, name)["ABACUS_TRUSTED_PROXIES"] == balancer_ip(compose)
+    # nginx must connect from that address, not bind another one.
+    assert environment(compose, "nginx")["ABACUS_PROXY_BIND"] == "off"
+
+
+# --- Redis and its password ----------------------------------------------------------------------
+
+
+def test_the_redis_password_is_a_compose_secret(compose: dict[str, Any]) -> None:
+    assert set(compose["secrets"][SECRET]) == {"file"}
+    for name in ("redis", *NODES):
+        assert SECRET in service(compose, name)["secrets"]
+    for name in NODES:
+        assert environment(compose, name)["REDIS_PASSWORD_FILE"] == SECRET_PATH
+        assert "@" not in environment(compose, name)["REDIS_URL"]
+    assert SECRET_PATH in service(compose, "redis")["command"][-1]
+    dev_password = (ROOT / compose["secrets"][SECRET]["file"]).read_text().strip()
+    for path in (COMPOSE_FILE, DOCKERFILE, ENV_EXAMPLE):
+        assert dev_password not in path.read_text()
+
+
+def test_redis_runs_the_shared_config_with_its_data_in_a_named_volume(
+    compose: dict[str, Any],
+) -> None:
+    redis_service = service(compose, "redis")
+    assert version_of(redis_service["image"]) >= (7,)
+    assert f"./redis/redis.conf:{REDIS_CONF_IN_CONTAINER}:ro" in redis_service["volumes"]
+    assert "redis-data:/data" in redis_service["volumes"]
+    assert "redis-data" in compose["volumes"]
+    assert f"redis-server {REDIS_CONF_IN_CONTAINER} " in redis_service["command"][-1]
+    settings = dict(
+        line.split(None, 1)
+        for line in REDIS_CONF.read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    )
+    assert settings["appendonly"] == "yes"
+    assert settings["maxmemory-policy"] == "noeviction"
+
+
+@dataclass
+class RedisRun:
+    """The compose command of the redis service, run here with its paths mapped to tmp_path."""
+
+    compose: dict[str, Any]
+    directory: Path
+    port: int = field(default_factory=lambda: free_ports(1)[0])
+
+    @property
+    def secret(self) -> Path:
+        return self.directory / "secret"
+
+    def localize(self, script: str) -> str:
+        # The container's paths become local ones and the address a local port; the rest of the
+        # script runs as written (here under /bin/sh, in the image under busybox sh: both POSIX).
+        mapped = (
+            script.replace(SECRET_PATH, str(self.secret))
+            .replace(REDIS_CONF_IN_CONTAINER, str(REDIS_CONF))
+            .replace("--bind 0.0.0.0", f"--bind 127.0.0.1 --port {self.port}")
+            .replace("redis-cli ", f"redis-cli -p {self.port} ")
+        )
+        assert mapped != script
+        return mapped
+
+    def command(self) -> list[str]:
+        *shell, script = service(self.compose, "redis")["command"]
+        return [*shell, self.localize(script)]
+
+    def healthcheck(self) -> int:
+        kind, script = service(self.compose, "redis")["healthcheck"]["test"]
+        assert kind == "CMD-SHELL"
+        command = ["sh", "-c", self.localize(script)]
+        return subprocess.run(command, check=False, capture_output=True, timeout=10).returncode
+
+    def client(self, password: str | None) -> redis.Redis:
+        return redis.Redis(port=self.port, password=password, socket_timeout=5)
+
+
+@pytest.fixture
+def redis_run(compose: dict[str, Any], tmp_path: Path) -> RedisRun:
+    if shutil.which("redis-server") is None or shutil.which("redis-cli") is None:
+        pytest.skip("redis-server is not installed (make test installs it)")
+    return RedisRun(compose, tmp_path)
+
+
+def wait_for_redis(run: RedisRun, process: subprocess.Popen[bytes], password: str) -> None:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "redis-server exited during start-up"
+        with run.client(password) as client:
+            try:
+                client.ping()
+            except redis.ConnectionError:
+                time.sleep(0.05)
+            else:
+                return
+    raise AssertionError("redis-server did not answer within 10 s")
+
+
+def test_redis_starts_from_its_compose_command_with_the_secret_as_password(
+    redis_run: RedisRun,
+) -> None:
+    password = "a-Password.for_the~test"
+    redis_run.secret.write_text(password + "\n")
+    process = subprocess.Popen(
+        redis_run.command(), cwd=redis_run.directory, stdout=subprocess.DEVNULL
+    )
+    try:
+        wait_for_redis(redis_run, process, password)
+        with redis_run.client(None) as anonymous, pytest.raises(redis.AuthenticationError):
+            anonymous.ping()
+        with redis_run.client(password) as client:
+            assert client.config_get("appendonly") == {"appendonly": "yes"}
+            assert client.config_get("appendfsync") == {"appendfsync": "always"}
+            assert client.config_get("maxmemory-policy") == {"maxmemory-policy": "noeviction"}
+        assert redis_run.healthcheck() == 0
+        redis_run.secret.write_text("not-the-password\n")
+        assert redis_run.healthcheck() != 0
+        # The command execs redis-server, so Docker's SIGTERM reaches Redis itself.
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=15) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+@pytest.mark.parametrize("password", ["", "\n", "two words", 'a"quote', "a\\backslash"])
+def test_redis_refuses_a_password_redis_conf_cannot_hold(
+    redis_run: RedisRun, password: str
+) -> None:
+    redis_run.secret.write_text(password)
+    result = subprocess.run(
+        redis_run.command(),
+        check=False,
+        cwd=redis_run.directory,
+        capture_output=True,
+        text=True,
+        timeout=10,
+    )
+    assert result.returncode == 1
+    assert "redis_password secret must be one word" in result.stderr
+
+
+# --- The nodes -----------------------------------------------------------------------------------
+
+
+def test_nodes_run_one_image_built_once_with_distinct_ids(compose: dict[str, Any]) -> None:
+    images = {service(compose, name)["image"] for name in NODES}
+    assert len(images) == 1
+    built = [name for name in NODES if "build" in service(compose, name)]
+    assert built == ["node1"]
+    assert service(compose, "node1")["build"] == {"context": ".", "dockerfile": "Dockerfile"}
+    ids = [environment(compose, name)["NODE_ID"] for name in NODES]
+    assert ids == ["node-1", "node-2", "node-3"]
+
+
+def environment_names_read(path: Path) -> set[str]:
+    """Names the code looks up in the environment: `.get("X")`, `_int(env, "X", ...)`,
+    `os.environ["X"]`."""
+    name = re.compile(r"[A-Z][A-Z0-9_]*")
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        keys: list[ast.expr] = []
+        if isinstance(node, ast.Call):
+            func = node.func
+            called = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+            if called in {"get", "getenv", "_int", "_choice"}:
+                keys = list(node.args)
+        elif isinstance(node, ast.Subscript) and getattr(node.value, "attr", "") == "environ":
+            keys = [node.slice]
+        names |= {
+            key.value
+            for key in keys
+            if isinstance(key, ast.Constant)
+            and isinstance(key.value, str)
+            and name.fullmatch(key.value)
+        }
+    return names
+
+
+def test_every_node_setting_compose_sets_is_documented_and_read(compose: dict[str, Any]) -> None:
+    read: set[str] = set()
+    for path in [*ROOT.glob("app/*.py"), GUNICORN_CONF]:
+        read |= environment_names_read(path)
+    # The documented list must not outgrow the code either.
+    assert read >= DOCUMENTED_NODE_SETTINGS
+    for name in NODES:
+        assert set(environment(compose, name)) <= DOCUMENTED_NODE_SETTINGS
+
+
+def test_readme_documents_every_node_setting_compose_sets(compose: dict[str, Any]) -> None:
+    if not README.exists():
+        pytest.skip("README.md is not written yet")
+    readme = README.read_text()
+    missing = sorted(
+        name for node in NODES for name in environment(compose, node) if name not in readme
+    )
+    assert missing == []
+
+
+def test_node_environment_gives_the_settings_intended(compose: dict[str, Any]) -> None:
+    secret_file = ROOT / compose["secrets"][SECRET]["file"]
+    (pool,) = compose["networks"]["back"]["ipam"]["config"]
+    gateway = next(ipaddress.ip_network(pool["subnet"]).hosts())
+    for index, name in enumerate(NODES):
+        env = {**environment(compose, name), "REDIS_PASSWORD_FILE": str(secret_file)}
+        settings = Settings.from_env(env)
+        assert settings.node_id == f"node-{index + 1}"
+        assert settings.redis_url == "redis://redis:6379/0"
+        assert settings.redis_password == secret_file.read_text().strip()
+        assert settings.is_trusted_proxy(balancer_ip(compose))
+        # Host clients of the published ports arrive from the network's gateway, its first host.
+        assert not settings.is_trusted_proxy(str(gateway))
+        # Empty values mean the node's own defaults.
+        assert settings == Settings.from_env({**env_of_identity(env), "NODE_ID": settings.node_id})
+
+
+def env_of_identity(env: Mapping[str, str]) -> dict[str, str]:
+    """Only what is not a tunable: where Redis is, who to trust."""
+    keep = {"REDIS_URL", "REDIS_PASSWORD_FILE", "ABACUS_TRUSTED_PROXIES"}
+    return {key: value for key, value in env.items() if key in keep}
+
+
+def gunicorn_setting(name: str) -> Any:
+    for statement in ast.parse(GUNICORN_CONF.read_text()).body:
+        if isinstance(statement, ast.Assign) and any(
+            isinstance(target, ast.Name) and target.id == name for target in statement.targets
+        ):
+            return ast.literal_eval(statement.value)
+    raise AssertionError(f"gunicorn.conf.py sets no {name}")
+
+
+def test_nodes_are_given_longer_to_stop_than_gunicorn_takes(compose: dict[str, Any]) -> None:
+    graceful_timeout = gunicorn_setting("graceful_timeout")
+    assert isinstance(graceful_timeout, int | float)
+    for name in NODES:
+        assert seconds(service(compose, name)["stop_grace_period"]) > graceful_timeout
+
+
+def test_nodes_write_only_to_tmpfs(compose: dict[str, Any]) -> None:
+    for name in NODES:
+        node = service(compose, name)
+        assert [entry.split(":")[0] for entry in node["tmpfs"]] == ["/tmp"]
+        assert environment(compose, name)["PROMETHEUS_MULTIPROC_DIR"].startswith("/tmp/")
+
+
+# --- Every service -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(SERVICES))
+def test_every_service_is_hardened(compose: dict[str, Any], name: str) -> None:
+    current = service(compose, name)
+    assert current["read_only"] is True
+    assert current["cap_drop"] == ["ALL"]
+    assert "cap_add" not in current
+    assert "privileged" not in current
+    assert "no-new-privileges:true" in current["security_opt"]
+    # The nodes' user comes from the image (Dockerfile USER); the others name their image's.
+    assert current.get("user", "nobody").split(":")[0] not in {"root", "0"}
+
+
+@pytest.mark.parametrize("name", sorted(SERVICES))
+def test_every_service_restarts_stops_gracefully_and_rotates_logs(
+    compose: dict[str, Any], name: str
+) -> None:
+    current = service(compose, name)
+    assert current["restart"] == "unless-stopped"
+    assert seconds(current["stop_grace_period"]) >= 10
+    logging = current["logging"]
+    assert logging["driver"] == "json-file"
+    assert {"max-size", "max-file"} <= set(logging["options"])
+
+
+# --- nginx ---------------------------------------------------------------------------------------
+
+
+def test_nginx_image_is_pinned_and_has_upstream_resolve(compose: dict[str, Any]) -> None:
+    image = service(compose, "nginx")["image"]
+    assert image.startswith("nginx:")
+    assert version_of(image) >= NGINX_RESOLVE_SINCE
+
+
+def without_comments(config: str) -> str:
+    # The template's header comment names `${VARIABLES}` in prose; nginx and envsubst ignore it.
+    return "\n".join(line for line in config.splitlines() if not line.lstrip().startswith("#"))
+
+
+def test_nginx_environment_sets_every_template_variable(compose: dict[str, Any]) -> None:
+    template = without_comments(nginx_config.TEMPLATE.read_text())
+    assert nginx_config.template_variables(template)
+    assert nginx_config.template_variables(template) <= set(environment(compose, "nginx"))
+
+
+def test_the_template_leaves_nginx_variables_alone() -> None:
+    # The image's entrypoint substitutes `$NAME` as well as `${NAME}` for every variable that is
+    # set in the container (PATH, HOSTNAME, NGINX_VERSION, ...); nginx's own are lower case.
+    template = without_comments(nginx_config.TEMPLATE.read_text())
+    plain = re.findall(r"\$([A-Za-z_][A-Za-z0-9_]*)", template)
+    assert [name for name in plain if not name.islower()] == []
+
+
+def normalized(text: str) -> str:
+    return " ".join(text.split())
+
+
+def test_nginx_reaches_the_nodes_by_name_and_re_resolves_them(compose: dict[str, Any]) -> None:
+    env = environment(compose, "nginx")
+    expected = nginx_config.upstream_servers(
+        [f"{name}:{NODE_PORT}" for name in NODES], extra="resolve"
+    )
+    assert normalized(env["ABACUS_UPSTREAM_SERVERS"]) == normalized(expected)
+    # Docker's embedded DNS; `resolve` also needs the upstream's shared memory zone.
+    assert env["ABACUS_RESOLVER"].startswith("resolver 127.0.0.11 ")
+    assert re.search(r"upstream abacus_nodes \{\s*zone ", nginx_config.TEMPLATE.read_text())
+
+
+def test_nginx_mounts_the_shared_config_and_writes_only_to_tmpfs(compose: dict[str, Any]) -> None:
+    nginx = service(compose, "nginx")
+    assert set(nginx["volumes"]) == {
+        "./nginx/nginx.conf:/etc/nginx/nginx.conf:ro",
+        "./nginx/templates:/etc/nginx/templates:ro",
+    }
+    tmpfs = {entry.split(":")[0] for entry in nginx["tmpfs"]}
+    assert tmpfs == {"/etc/nginx/conf.d", "/etc/nginx/tmp", "/var/cache/nginx", "/var/run"}
+    # Relative temp paths resolve under the image's prefix, /etc/nginx: the tmp/ tmpfs.
+    temp_paths = re.findall(r"^\s*\w+_temp_path\s+(\S+);", nginx_config.MAIN_CONF.read_text(), re.M)
+    assert temp_paths
+    assert all(path.startswith("tmp/") for path in temp_paths)
+
+
+def nginx_binary() -> str | None:
+    found = shutil.which("nginx")
+    if found is None and Path("/usr/sbin/nginx").is_file():
+        found = "/usr/sbin/nginx"
+    return found
+
+
+def nginx_version(binary: str) -> tuple[int, ...]:
+    result = subprocess.run([binary, "-v"], capture_output=True, text=True, check=True)
+    match = re.search(r"nginx/(\d+)\.(\d+)\.(\d+)", result.stderr)
+    assert match, result.stderr
+    return tuple(int(part) for part in match.groups())
+
+
+def test_the_nginx_config_compose_renders_passes_nginx_t(
+    compose: dict[str, Any], tmp_path: Path
+) -> None:
+    binary = nginx_binary()
+    if binary is None:
+        pytest.skip("nginx is not installed (make test installs it)")
+    env = environment(compose, "nginx")
+    if nginx_version(binary) < NGINX_RESOLVE_SINCE:
+        # This nginx (Debian's is 1.22) predates the `resolve` server parameter and cannot resolve
+        # node1..node3, which only Docker's DNS knows. The two template variables that hold them
+        # get the local stack's form instead: literal addresses, no resolver. Everything else is
+        # exactly as compose renders it. A newer nginx checks the compose rendering unchanged.
+        env["ABACUS_UPSTREAM_SERVERS"] = nginx_config.upstream_servers(
+            [f"127.0.0.1:{8001 + index}" for index in range(len(NODES))]
+        )
+        env["ABACUS_RESOLVER"] = ""
+    main_conf = nginx_config.write_prefix(tmp_path / "nginx", env)
+    prefix = main_conf.parent
+    rendered = (prefix / "conf.d" / "abacus.conf").read_text()
+    assert "${" not in without_comments(rendered)
+    result = subprocess.run(
+        [
+            binary,
+            "-t",
+            "-p",
+            f"{prefix}/",
+            "-c",
+            str(main_conf),
+            "-e",
+            "stderr",
+            "-g",
+            f"pid {prefix}/nginx.pid;",
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "test is successful" in result.stderr
+
+
+# --- The image -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Instruction:
+    keyword: str
+    arguments: str
+
+
+@dataclass
+class Stage:
+    base: str
+    name: str | None
+    instructions: list[Instruction] = field(default_factory=list)
+
+    def all(self, keyword: str) -> list[str]:
+        return [ins.arguments for ins in self.instructions if ins.keyword == keyword]
+
+    def last(self, keyword: str) -> str:
+        found = self.all(keyword)
+        assert found, f"no {keyword} in the stage FROM {self.base}"
+        return found[-1]
+
+
+@dataclass(frozen=True)
+class Copy:
+    sources: tuple[str, ...]
+    destination: str
+    from_stage: str | None
+
+
+def dockerfile_instructions() -> list[Instruction]:
+    instructions: list[Instruction] = []
+    pending = ""
+    for line in DOCKERFILE.read_text().splitlines():
+        stripped = line.strip()
+        # Docker drops comment lines, also in the middle of a continued instruction.
+        if not stripped or stripped.startswith("#"):
+            continue
+        if stripped.endswith("\\"):
+            pending += stripped[:-1] + " "
+            continue
+        keyword, _, arguments = (pending + stripped).partition(" ")
+        instructions.append(Instruction(keyword.upper(), arguments.strip()))
+        pending = ""
+    assert not pending, "the Dockerfile ends inside a continued line"
+    return instructions
+
+
+def dockerfile_stages() -> list[Stage]:
+    global_args: dict[str, str] = {}
+    stages: list[Stage] = []
+    for instruction in dockerfile_instructions():
+        if instruction.keyword == "FROM":
+            words = [word for word in instruction.arguments.split() if not word.startswith("--")]
+            base = re.sub(r"\$\{?(\w+)\}?", lambda match: global_args[match[1]], words[0])
+            name = words[2] if len(words) == 3 and words[1].upper() == "AS" else None
+            stages.append(Stage(base, name))
+        elif stages:
+            stages[-1].instructions.append(instruction)
+        elif instruction.keyword == "ARG":
+            key, _, default = instruction.arguments.partition("=")
+            global_args[key] = default
+    return stages
+
+
+def copies(stage: Stage) -> list[Copy]:
+    found = []
+    for arguments in stage.all("COPY"):
+        words = shlex.split(arguments)
+        flags = [word for word in words if word.startswith("--")]
+        paths = [word for word in words if not word.startswith("--")]
+        from_stage = next(
+            (flag.split("=", 1)[1] for flag in flags if flag.startswith("--from=")), None
+        )
+        found.append(Copy(tuple(paths[:-1]), paths[-1], from_stage))
+    return found
+
+
+def env_of(stage: Stage) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for arguments in stage.all("ENV"):
+        for word in shlex.split(arguments):
+            key, _, value = word.partition("=")
+            env[key] = value
+    return env
+
+
+@pytest.fixture(scope="module")
+def final_stage() -> Stage:
+    return dockerfile_stages()[-1]
+
+
+def test_image_is_multi_stage_on_a_recent_slim_python() -> None:
+    stages = dockerfile_stages()
+    assert len(stages) >= 2
+    names = {stage.name for stage in stages}
+    for stage in stages:
+        if stage.base in names:
+            continue
+        match = re.fullmatch(r"python:(\d+)\.(\d+)-slim(?:-\w+)?", stage.base)
+        assert match, f"{stage.base}: use a python:3.X-slim image"
+        assert (int(match[1]), int(match[2])) >= (3, 12)
+
+
+def test_dependencies_are_built_in_a_stage_the_image_leaves_behind(final_stage: Stage) -> None:
+    builder, *_ = dockerfile_stages()
+    assert any("pip install" in run and "requirements.txt" in run for run in builder.all("RUN"))
+    venv_copies = [copy for copy in copies(final_stage) if copy.from_stage == builder.name]
+    assert [(copy.sources, copy.destination) for copy in venv_copies] == [
+        (("/opt/venv",), "/opt/venv")
+    ]
+    for run in final_stage.all("RUN"):
+        assert not re.search(r"apt-get|apk |pip install|gcc|build-essential", run), run
+    instructions = dockerfile_instructions()
+    assert not any("requirements-dev" in ins.arguments for ins in instructions)
+
+
+def test_requirements_are_pinned() -> None:
+    lines = [
+        line.split("#")[0].strip() for line in (ROOT / "requirements.txt").read_text().splitlines()
+    ]
+    requirements = [line for line in lines if line]
+    assert requirements
+    assert all(re.fullmatch(r"[A-Za-z0-9_.\[\]-]+==[\w.]+", line) for line in requirements)
+
+
+def test_image_copies_the_app_and_nothing_for_tests(final_stage: Stage) -> None:
+    from_context = [copy for copy in copies(final_stage) if copy.from_stage is None]
+    sources = {source for copy in from_context for source in copy.sources}
+    assert sources == {"app/", "gunicorn.conf.py", "scripts/healthcheck.py"}
+
+
+def test_image_runs_the_local_stacks_gunicorn_conf_and_app(final_stage: Stage) -> None:
+    assert json.loads(final_stage.last("CMD")) == ["gunicorn", "-c", "gunicorn.conf.py"]
+    # ... relative to WORKDIR, where the image puts the same gunicorn.conf.py that the local
+    # stack (scripts/stack.py) starts Gunicorn with ...
+    workdir = final_stage.last("WORKDIR")
+    conf_copies = [copy for copy in copies(final_stage) if copy.sources == ("gunicorn.conf.py",)]
+    assert [copy.destination for copy in conf_copies] in (["./"], ["."], ["gunicorn.conf.py"])
+    assert workdir.startswith("/")
+    assert GUNICORN_CONF == ROOT / "gunicorn.conf.py"
+    # ... which names the app, copied next to it (the conf changes directory to its own).
+    assert gunicorn_setting("wsgi_app") == "app.main:create_app()"
+    assert gunicorn_setting("worker_class") == "uvicorn_worker.UvicornWorker"
+    assert any(
+        copy.sources == ("app/",) and copy.destination == "app/" for copy in copies(final_stage)
+    )
+    # The compose healthcheck's relative path works from the same directory.
+    assert any(
+        copy.sources == ("scripts/healthcheck.py",) and copy.destination == "scripts/"
+        for copy in copies(final_stage)
+    )
+
+
+def test_image_listens_on_all_interfaces_and_stops_with_sigterm(final_stage: Stage) -> None:
+    env = env_of(final_stage)
+    assert env["HOST"] == "0.0.0.0"
+    assert env["PORT"] == str(NODE_PORT)
+    assert env["PYTHONDONTWRITEBYTECODE"] == "1"
+    assert env["PYTHONUNBUFFERED"] == "1"
+    assert final_stage.last("EXPOSE") == str(NODE_PORT)
+    assert final_stage.last("STOPSIGNAL") == "SIGTERM"
+
+
+def test_image_runs_as_a_user_other_than_root(final_stage: Stage) -> None:
+    (user,) = final_stage.all("USER")
+    assert user.split(":")[0] not in {"root", "0"}
+
+
+def test_image_has_a_healthcheck_that_needs_no_curl(final_stage: Stage) -> None:
+    healthcheck = final_stage.last("HEALTHCHECK")
+    command = json.loads(healthcheck.split("CMD", 1)[1])
+    assert command == ["python", "scripts/healthcheck.py"]
+
+
+# --- .dockerignore -------------------------------------------------------------------------------
+
+
+def _glob_to_regex(pattern: str) -> str:
+    out: list[str] = []
+    index = 0
+    while index < len(pattern):
+        if pattern.startswith("**/", index):
+            out.append("(?:.*/)?")
+            index += 3
+        elif pattern.startswith("**", index):
+            out.append(".*")
+            index += 2
+        elif pattern[index] == "*":
+            out.append("[^/]*")
+            index += 1
+        elif pattern[index] == "?":
+            out.append("[^/]")
+            index += 1
+        elif pattern[index] == "[":
+            end = pattern.index("]", index)
+            out.append(pattern[index : end + 1])
+            index = end + 1
+        else:
+            out.append(re.escape(pattern[index]))
+            index += 1
+    # A pattern that matches a directory covers everything in it.
+    return "".join(out) + "(?:/.*)?"
+
+
+def in_build_context(path: str) -> bool:
+    """Docker's rule: the last matching pattern decides; `!` puts a path back."""
+    included = True
+    for line in DOCKERIGNORE.read_text().splitlines():
+        pattern = line.strip()
+        if not pattern or pattern.startswith("#"):
+            continue
+        negated = pattern.startswith("!")
+        glob = pattern.removeprefix("!").strip().strip("/")
+        if re.fullmatch(_glob_to_regex(glob), path):
+            included = negated
+    return included
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        ".venv/bin/python",
+        ".git/HEAD",
+        ".stack/state.json",
+        ".env",
+        "tests/test_compose.py",
+        ".mypy_cache/3.11/app/main.data.json",
+        ".ruff_cache/CACHEDIR.TAG",
+        ".pytest_cache/v/cache/nodeids",
+        "app/__pycache__/main.cpython-313.pyc",
+        "secrets/redis_password.dev.txt",
+        "secrets/redis_password.txt",
+        "requirements-dev.txt",
+        "compose.yaml",
+    ],
+)
+def test_dockerignore_keeps_out_what_the_image_must_not_hold(path: str) -> None:
+    assert not in_build_context(path)
+
+
+def test_dockerignore_lets_in_everything_the_dockerfile_copies() -> None:
+    sources = [
+        source
+        for stage in dockerfile_stages()
+        for copy in copies(stage)
+        if copy.from_stage is None
+        for source in copy.sources
+    ]
+    files = [
+        path.relative_to(ROOT).as_posix()
+        for source in sources
+        for path in (
+            [ROOT / source] if (ROOT / source).is_file() else (ROOT / source).rglob("*.py")
+        )
+        if "__pycache__" not in path.parts
+    ]
+    assert "app/main.py" in files
+    assert [path for path in files if not in_build_context(path)] == []
+
+
+# --- Scripts -------------------------------------------------------------------------------------
+
+
+@contextmanager
+def health_server(status: int) -> Iterator[int]:
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(status if self.path == "/health" else 404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield int(server.server_address[1])
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def run_healthcheck(port: int) -> int:
+    env = {**os.environ, "PORT": str(port)}
+    command = [sys.executable, str(HEALTHCHECK_SCRIPT)]
+    return subprocess.run(command, check=False, env=env, capture_output=True, timeout=15).returncode
+
+
+def test_healthcheck_script_passes_only_on_200() -> None:
+    with health_server(200) as port:
+        assert run_healthcheck(port) == 0
+    with health_server(503) as port:
+        assert run_healthcheck(port) == 1
+    (closed,) = free_ports(1)
+    assert run_healthcheck(closed) == 1
+
+
+def test_smoke_script_is_executable_bash() -> None:
+    assert os.access(SMOKE_SCRIPT, os.X_OK)
+    subprocess.run(["bash", "-n", str(SMOKE_SCRIPT)], check=True)
+    if shutil.which("shellcheck"):
+        subprocess.run(["shellcheck", str(SMOKE_SCRIPT)], check=True)
