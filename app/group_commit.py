@@ -25,6 +25,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from app import ledger, metrics
 from app.errors import outcome_unknown, unavailable
+from app.node_lock import NodeLock
 from app.pending_add import Committed, Outcome, PendingAdd
 
 log = logging.getLogger("abacus.commit")
@@ -114,32 +115,16 @@ class _Lane:
         for add in batch:
             add.attempts += 1
             add.batch_size = len(batch)
-        committer = self.committer
         try:
-            result = await ledger.attempt(
-                committer.pool, committer.sum_key, committer.node_id, batch
-            )
+            result = await self._transaction(batch)
         except REDIS_DOWN as exc:
-            metrics.REDIS_ERRORS.labels("commit").inc()
-            ambiguous = [add for add in batch if add.maybe_sent]
-            if ambiguous:
-                metrics.AMBIGUOUS_COMMITS.inc()
-            for add in ambiguous:
-                add.was_ambiguous = True
-            log.warning(
-                "commit attempt failed: %s: %s",
-                type(exc).__name__,
-                exc,
-                extra={"batch_size": len(batch), "ambiguous_adds": len(ambiguous)},
-            )
-            now = asyncio.get_running_loop().time()
-            # Refused or reset: Redis is gone, say so soon. A timeout may be a stall (a pause,
-            # a slow fsync) that ends before the deadline: keep trying until then.
-            gone = not isinstance(exc, RedisTimeoutError)
+            self._unreachable(exc, batch)
+            return list(batch), True
+        except Exception:
+            # A bug must not strand the batch: its adds go back and still meet their deadlines.
+            log.exception("commit attempt failed unexpectedly")
             for add in batch:
                 add.redis_failed = True
-                if gone:
-                    add.unreachable_since = add.unreachable_since or now
             return list(batch), True
         if result.committed:
             metrics.BATCH_SIZE.observe(result.committed)
@@ -153,6 +138,38 @@ class _Lane:
         for add, outcome in result.resolved:
             _settle(add, outcome)
         return list(result.retry), False
+
+    async def _transaction(self, batch: list[PendingAdd]) -> ledger.AttemptResult:
+        owner = self.committer
+        if owner.node_lock is None:
+            return await ledger.attempt(owner.pool, owner.sum_key, owner.node_id, batch)
+        await owner.node_lock.acquire()
+        try:
+            return await ledger.attempt(owner.pool, owner.sum_key, owner.node_id, batch)
+        finally:
+            owner.node_lock.release()
+
+    def _unreachable(self, exc: Exception, batch: list[PendingAdd]) -> None:
+        metrics.REDIS_ERRORS.labels("commit").inc()
+        ambiguous = [add for add in batch if add.maybe_sent]
+        if ambiguous:
+            metrics.AMBIGUOUS_COMMITS.inc()
+        for add in ambiguous:
+            add.was_ambiguous = True
+        log.warning(
+            "commit attempt failed: %s: %s",
+            type(exc).__name__,
+            exc,
+            extra={"batch_size": len(batch), "ambiguous_adds": len(ambiguous)},
+        )
+        now = asyncio.get_running_loop().time()
+        # Refused or reset: Redis is gone, say so soon. A timeout may be a stall (a pause,
+        # a slow fsync) that ends before the deadline: keep trying until then.
+        gone = not isinstance(exc, RedisTimeoutError)
+        for add in batch:
+            add.redis_failed = True
+            if gone:
+                add.unreachable_since = add.unreachable_since or now
 
     def _expire(self, now: float) -> None:
         """Answer the adds that ran out of time; never one whose EXEC may still be learnt."""
@@ -195,7 +212,9 @@ class GroupCommitter:
         node_id: str,
         max_batch: int,
         deadline_s: float,
+        node_lock: NodeLock | None = None,
     ) -> None:
+        self.node_lock = node_lock
         self.pool = pool
         self.sum_key = sum_key
         self.node_id = node_id
@@ -235,3 +254,5 @@ class GroupCommitter:
         self._closing = True
         while self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.node_lock is not None:
+            self.node_lock.close()

@@ -34,6 +34,8 @@ class Settings:
     retry_key_ttl_s: int
     log_level: str
     log_format: str
+    # Set by gunicorn.conf.py: the file the workers of this node take turns on (node_lock.py).
+    node_lock_file: str | None = None
 
     @property
     def sum_key(self) -> str:
@@ -75,9 +77,10 @@ class Settings:
             max_batch=_int(env, "ABACUS_MAX_BATCH", 256, minimum=1),
             trusted_proxies=_networks(env.get("ABACUS_TRUSTED_PROXIES", "")),
             idempotency_ttl_s=_int(env, "ABACUS_IDEMPOTENCY_TTL_S", 86400, minimum=1),
-            retry_key_ttl_s=_int(env, "ABACUS_RETRY_KEY_TTL_S", 600, minimum=1),
+            retry_key_ttl_s=_int(env, "ABACUS_RETRY_KEY_TTL_S", 120, minimum=30),
             log_level=_choice(env, "LOG_LEVEL", "info", LOG_LEVELS),
             log_format=_choice(env, "LOG_FORMAT", "json", LOG_FORMATS),
+            node_lock_file=env.get("ABACUS_NODE_LOCK_FILE") or None,
         )
 
 
