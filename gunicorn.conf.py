@@ -56,8 +56,6 @@ _metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(
     prefix=f"abacus-metrics-{_settings.node_id}-"
 )
 os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir
-# The workers of this node take turns to commit (app/node_lock.py) on a file of this node's own.
-os.environ["ABACUS_NODE_LOCK_FILE"] = str(Path(_metrics_dir) / "commit.lock")
 
 
 def on_starting(server: Any) -> None:

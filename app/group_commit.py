@@ -25,7 +25,6 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from app import ledger, metrics
 from app.errors import outcome_unknown, unavailable
-from app.node_lock import NodeLock
 from app.pending_add import Committed, Outcome, PendingAdd
 
 log = logging.getLogger("abacus.commit")
@@ -141,13 +140,7 @@ class _Lane:
 
     async def _transaction(self, batch: list[PendingAdd]) -> ledger.AttemptResult:
         owner = self.committer
-        if owner.node_lock is None:
-            return await ledger.attempt(owner.pool, owner.sum_key, owner.node_id, batch)
-        await owner.node_lock.acquire()
-        try:
-            return await ledger.attempt(owner.pool, owner.sum_key, owner.node_id, batch)
-        finally:
-            owner.node_lock.release()
+        return await ledger.attempt(owner.pool, owner.sum_key, owner.node_id, batch)
 
     def _unreachable(self, exc: Exception, batch: list[PendingAdd]) -> None:
         metrics.REDIS_ERRORS.labels("commit").inc()
@@ -212,9 +205,7 @@ class GroupCommitter:
         node_id: str,
         max_batch: int,
         deadline_s: float,
-        node_lock: NodeLock | None = None,
     ) -> None:
-        self.node_lock = node_lock
         self.pool = pool
         self.sum_key = sum_key
         self.node_id = node_id
@@ -254,5 +245,3 @@ class GroupCommitter:
         self._closing = True
         while self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self.node_lock is not None:
-            self.node_lock.close()

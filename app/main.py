@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -15,7 +14,6 @@ from starlette.types import ASGIApp
 
 from app.errors import ApiError, error_response
 from app.group_commit import GroupCommitter
-from app.node_lock import NodeLock
 from app.redis_pool import make_client, make_pool
 from app.request_context import RequestContextMiddleware
 from app.routes import ROUTES
@@ -55,7 +53,6 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
             node_id=settings.node_id,
             max_batch=settings.max_batch,
             deadline_s=settings.add_deadline_s,
-            node_lock=NodeLock(Path(settings.node_lock_file)) if settings.node_lock_file else None,
         )
         if settings.admin_token is None:
             log.warning("ABACUS_ADMIN_TOKEN is not set: anyone can reset the sum")

@@ -8,6 +8,7 @@ import logging
 import re
 
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import Response
@@ -78,7 +79,13 @@ async def add_number(request: Request) -> Response:
 async def read_sum(request: Request) -> Response:
     settings, redis, _ = _services(request)
     try:
-        raw = await redis.get(settings.sum_key)
+        try:
+            raw = await redis.get(settings.sum_key)
+        except RedisConnectionError:
+            # A pooled connection that Redis closed (a restart, CLIENT KILL) fails once; a read
+            # is safe to repeat, on a fresh connection. Adds never are repeated blindly.
+            metrics.REDIS_ERRORS.labels("read").inc()
+            raw = await redis.get(settings.sum_key)
     except RedisError:
         metrics.REDIS_ERRORS.labels("read").inc()
         raise unavailable("Redis is unavailable; the sum cannot be read now") from None

@@ -34,8 +34,6 @@ class Settings:
     retry_key_ttl_s: int
     log_level: str
     log_format: str
-    # Set by gunicorn.conf.py: the file the workers of this node take turns on (node_lock.py).
-    node_lock_file: str | None = None
 
     @property
     def sum_key(self) -> str:
@@ -80,7 +78,6 @@ class Settings:
             retry_key_ttl_s=_int(env, "ABACUS_RETRY_KEY_TTL_S", 120, minimum=30),
             log_level=_choice(env, "LOG_LEVEL", "info", LOG_LEVELS),
             log_format=_choice(env, "LOG_FORMAT", "json", LOG_FORMATS),
-            node_lock_file=env.get("ABACUS_NODE_LOCK_FILE") or None,
         )
 
 

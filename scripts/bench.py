@@ -19,44 +19,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from harness import arguments
 from harness.bench import DEFAULT_CONCURRENCIES, run_bench
 from harness.bench_report import bench_json, render_bench
 from harness.client import CannotRun
 
 EXIT_CANNOT_RUN = 2
-
-
-def _concurrencies(text: str) -> tuple[int, ...]:
-    try:
-        values = tuple(int(part) for part in text.split(",") if part.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"not a comma-separated list of integers: {text}"
-        ) from None
-    if not values or min(values) < 1:
-        raise argparse.ArgumentTypeError(f"concurrencies must be positive: {text}")
-    return values
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, not {text}")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    value = float(text)
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must not be negative: {text}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -67,32 +35,34 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--url", required=True, help="base URL, e.g. http://127.0.0.1:8080")
     parser.add_argument(
         "--concurrency",
-        type=_concurrencies,
+        type=arguments.concurrencies,
         default=DEFAULT_CONCURRENCIES,
         help="comma-separated connection counts (default 16,64,256)",
     )
     parser.add_argument(
         "--duration",
-        type=_positive_float,
+        type=arguments.positive_float,
         default=10.0,
         help="seconds per point and mode (default 10; wrk rounds up to whole seconds)",
     )
     parser.add_argument(
         "--warmup",
-        type=_non_negative_float,
+        type=arguments.non_negative_float,
         default=1.0,
         help="seconds of warm-up before each measurement (default 1; 0 for none)",
     )
     parser.add_argument("--compare-url", help="a second deployment, measured alternately")
     parser.add_argument(
         "--rounds",
-        type=_positive_int,
+        type=arguments.positive_int,
         help="rounds per target; figures are medians (default 3 with --compare-url, else 1)",
     )
-    parser.add_argument("--threads", type=_positive_int, default=2, help="wrk threads (default 2)")
+    parser.add_argument(
+        "--threads", type=arguments.positive_int, default=2, help="wrk threads (default 2)"
+    )
     parser.add_argument(
         "--timeout",
-        type=_positive_float,
+        type=arguments.positive_float,
         default=10.0,
         help="seconds a request may take before it counts as an error (default 10)",
     )

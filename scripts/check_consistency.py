@@ -16,25 +16,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from harness import arguments
 from harness.check import run_check
 from harness.client import CannotRun
 from harness.report import check_json, render_check
 
 EXIT_CANNOT_RUN = 2
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, not {text}")
-    return value
 
 
 def _ratio(text: str) -> float:
@@ -51,10 +38,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--url", required=True, help="base URL, e.g. http://127.0.0.1:8080")
     parser.add_argument(
-        "--requests", type=_positive_int, default=1000, help="adds to fire (default 1000)"
+        "--requests", type=arguments.positive_int, default=1000, help="adds to fire (default 1000)"
     )
     parser.add_argument(
-        "--concurrency", type=_positive_int, default=16, help="concurrent clients (default 16)"
+        "--concurrency",
+        type=arguments.positive_int,
+        default=16,
+        help="concurrent clients (default 16)",
     )
     parser.add_argument(
         "--read-ratio",
@@ -69,7 +59,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--admin-token", help="bearer token for --reset (default: $ABACUS_ADMIN_TOKEN)"
     )
     parser.add_argument(
-        "--timeout", type=_positive_float, default=10.0, help="per request, seconds (default 10)"
+        "--timeout",
+        type=arguments.positive_float,
+        default=10.0,
+        help="per request, seconds (default 10)",
     )
     parser.add_argument(
         "--resolve-unknown",
