@@ -18,7 +18,7 @@ CONNECT_TIMEOUT_S = 0.5
 SOCKET_TIMEOUT_S = 0.5
 # Longest wait for a free connection when every one is busy.
 POOL_TIMEOUT_S = 1.0
-MAX_CONNECTIONS = 64
+MAX_CONNECTIONS = 512
 
 
 def make_pool(settings: Settings) -> BlockingConnectionPool:

@@ -16,6 +16,8 @@ TEMPLATE = ROOT / "nginx" / "templates" / "abacus.conf.template"
 
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
+# Passive health: a node that fails once is left out for this long.
+FAIL_TIMEOUT_S = 2
 DEFAULT_RATE_LIMIT = 1000
 DEFAULT_RATE_BURST = 2000
 
@@ -30,7 +32,7 @@ def template_variables(template: str) -> set[str]:
 
 def upstream_servers(addresses: Sequence[str], extra: str = "") -> str:
     """`server` lines; a node that fails once is skipped for 2 s (passive health)."""
-    params = f"max_fails=1 fail_timeout=2s{' ' + extra if extra else ''}"
+    params = f"max_fails=1 fail_timeout={FAIL_TIMEOUT_S}s{' ' + extra if extra else ''}"
     return "\n    ".join(f"server {address} {params};" for address in addresses)
 
 

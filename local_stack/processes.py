@@ -65,6 +65,11 @@ def spawn(
     return Process(name, child.pid, start_time(child.pid))
 
 
+def running_children() -> list[subprocess.Popen[bytes]]:
+    """The children this process started and has not yet seen exit."""
+    return [child for child in _children.values() if child.poll() is None]
+
+
 def _reap(pid: int) -> None:
     child = _children.get(pid)
     if child is not None:

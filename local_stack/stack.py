@@ -257,11 +257,15 @@ class LocalStack:
         for node in names:
             if node not in self.node_names():
                 raise StackError(f"no node {node!r}; the nodes are {', '.join(self.node_names())}")
-        for node in names:
+        for position, node in enumerate(names):
             index = self.node_names().index(node)
             processes.stop(self.processes[node], signal.SIGTERM, NODE_STOP_TIMEOUT_S)
             self._start_node(index)
             self._wait_healthy(node, self.config.node_ports[index])
+            if position < len(names) - 1:
+                # nginx left the node out when it went down and tries it again only after its
+                # fail_timeout: stopping the next one sooner could leave nginx with none.
+                time.sleep(nginx_config.FAIL_TIMEOUT_S + 0.5)
 
     def redis(self, action: str) -> None:
         if not self.config.own_redis:

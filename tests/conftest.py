@@ -97,3 +97,14 @@ def standalone_redis(tmp_path: Path) -> Iterator[tuple[int, Process]]:
         yield port, process
     finally:
         processes.stop(process, signal.SIGTERM, 10)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def no_process_outlives_the_tests() -> Iterator[None]:
+    """Every process a test started is stopped by the end: a leak is a failing teardown."""
+    yield
+    running = [child for child in processes.running_children() if child.poll() is None]
+    for child in running:
+        child.kill()
+        child.wait()
+    assert not running, f"left running: {[child.args for child in running]}"

@@ -109,3 +109,14 @@ def test_retry_after_a_client_timeout_gets_the_first_response(stack: LocalStack)
     assert retry.status == 200
     assert retry.body["new_sum"] == 6
     assert api.sum() == 6, "the sum moved once"
+
+
+def test_a_client_cannot_forge_the_balancers_retry_key(api: Api, stack: LocalStack) -> None:
+    """Only the balancer's address may name the implicit key: a client's never merges adds."""
+    forged = {"Content-Type": "application/json", "X-Abacus-Retry-Key": "0123456789abcdef"}
+    node = Api(f"http://127.0.0.1:{stack.config.node_port}")
+    for client in (api, api, node, node):  # through nginx (it overwrites) and directly
+        reply = client.request("POST", "/abacus/number", data='{"number": 1}', headers=forged)
+        assert reply.status == 200
+        assert "Idempotent-Replayed" not in reply.headers
+    assert api.sum() == 4, "four adds with the same forged key all counted"

@@ -17,11 +17,15 @@ from tests.fault_support import (
     assert_exact_sum,
     assert_no_client_errors,
     background_check,
+    errors,
     explain,
     nginx_access,
     node_request_ids,
     wait_for_adds,
 )
+
+# How requests reports a response cut off after its head.
+TRUNCATED = {"ChunkedEncodingError", "IncompleteRead", "ProtocolError"}
 
 # nginx's proxy_read_timeout: a node silent for longer is treated as failed.
 PROXY_READ_TIMEOUT_S = 8.0
@@ -38,7 +42,15 @@ def test_node_killed_with_sigkill_under_load(make_stack: StackFactory) -> None:
         assert processes.wait_gone(victim, 5), "master and workers are gone"
         report = run.result()
 
-    assert_no_client_errors(report, stack)
+    # The one thing nginx cannot hide: a worker killed between writing a response's head and its
+    # body (two writes, microseconds apart) leaves that client with a truncated response, after
+    # nginx has committed to it. Its add is then unknown to the client (a retry with its key
+    # would learn it); anything else (503s, 502s, lost requests) is still an error here.
+    truncated = {
+        key: n for key, n in errors(report).items() if key[2] is None and key[3] in TRUNCATED
+    }
+    assert sum(truncated.values()) <= 2, explain(report, stack)
+    assert set(errors(report)) == set(truncated), explain(report, stack)
     assert_exact_sum(report, stack)
     assert acknowledged_after(report, killed_at) > 0, "the run went on after the kill"
     assert not processes.is_alive(victim)
