@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,9 +17,8 @@ from harness.python_driver import run_python
 from harness.workload import Mode, Workload
 from harness.wrk_driver import MARKER, find_wrk, lua_script, run_wrk
 from tests.faulty_servers import Correct, serve
+from tests.script_runner import run_script
 
-ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "scripts" / "bench.py"
 MODE_KEYS = {"per_s", "p50_ms", "p99_ms", "non_2xx", "errors", "responses"}
 
 
@@ -32,16 +28,8 @@ def url() -> Iterator[str]:
         yield base
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(SCRIPT), *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        cwd=ROOT,
-        env=dict(os.environ),
-    )
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return run_script("bench.py", *args, env=env)
 
 
 def assert_measured(data: dict[str, Any], concurrencies: list[int]) -> None:

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
 import random
 import socket
 import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,9 +16,8 @@ from harness.client import CannotRun, classify
 from harness.history import Kind, Outcome
 from harness.report import check_json, render_check
 from tests.faulty_servers import FAULTY, Correct, serve
+from tests.script_runner import run_script
 
-ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "scripts" / "check_consistency.py"
 ADDS = 240
 CONCURRENCY = 8
 
@@ -33,15 +29,7 @@ def correct_url() -> Iterator[str]:
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(SCRIPT), *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        cwd=ROOT,
-        env={**os.environ, **(env or {})},
-    )
+    return run_script("check_consistency.py", *args, env=env)
 
 
 def closed_port_url() -> str:
