@@ -30,6 +30,7 @@ log = logging.getLogger("abacus.api")
 RETRY_KEY_HEADER = "x-abacus-retry-key"
 _RETRY_KEY = re.compile(r"[0-9A-Za-z]{1,64}")
 HEALTH_TIMEOUT_S = 1.0
+READ_TRIES = 3
 HEALTH_KEY_TTL_MS = 60_000
 
 
@@ -79,19 +80,24 @@ async def add_number(request: Request) -> Response:
 async def read_sum(request: Request) -> Response:
     settings, redis, _ = _services(request)
     try:
-        try:
-            raw = await redis.get(settings.sum_key)
-        except RedisConnectionError:
-            # A pooled connection that Redis closed (a restart, CLIENT KILL) fails once; a read
-            # is safe to repeat, on a fresh connection. Adds never are repeated blindly.
-            metrics.REDIS_ERRORS.labels("read").inc()
-            raw = await redis.get(settings.sum_key)
+        raw = await _read_with_retries(redis, settings.sum_key)
     except RedisError:
         metrics.REDIS_ERRORS.labels("read").inc()
         raise unavailable("Redis is unavailable; the sum cannot be read now") from None
     return json_response(
         {"sum": amounts.parse_stored(raw), "timestamp": timestamp(), "node_id": settings.node_id}
     )
+
+
+async def _read_with_retries(redis: Redis, key: str) -> bytes | str | None:
+    """GET, repeated on a fresh connection when Redis closed the pooled one (a restart, CLIENT
+    KILL): a read is safe to repeat, unlike an add. A refused connection fails at once anyway."""
+    for _ in range(READ_TRIES - 1):
+        try:
+            return await redis.get(key)
+        except RedisConnectionError:
+            metrics.REDIS_ERRORS.labels("read").inc()
+    return await redis.get(key)
 
 
 async def sum_endpoint(request: Request) -> Response:
