@@ -25,9 +25,11 @@ if command -v apt-get >/dev/null 2>&1; then
         sudo=(missing)
     fi
     if [ "${sudo[0]:-}" != missing ]; then
-        echo "Installing ${required[*]} ${optional[*]} with apt-get ..." >&2
+        echo "Installing with apt-get: ${required[*]:-} ${optional[*]:-}" >&2
         "${sudo[@]}" apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq "${required[@]}" >/dev/null
+        if [ ${#required[@]} -gt 0 ]; then
+            DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq "${required[@]}" >/dev/null
+        fi
         if [ ${#optional[@]} -gt 0 ]; then
             DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq "${optional[@]}" >/dev/null \
                 || echo "note: could not install ${optional[*]}; the benchmark falls back to Python" >&2
