@@ -115,7 +115,8 @@ class _Lane:
             add.attempts += 1
             add.batch_size = len(batch)
         try:
-            result = await self._transaction(batch)
+            owner = self.committer
+            result = await ledger.attempt(owner.pool, owner.sum_key, owner.node_id, batch)
         except REDIS_DOWN as exc:
             self._unreachable(exc, batch)
             return list(batch), True
@@ -137,10 +138,6 @@ class _Lane:
         for add, outcome in result.resolved:
             _settle(add, outcome)
         return list(result.retry), False
-
-    async def _transaction(self, batch: list[PendingAdd]) -> ledger.AttemptResult:
-        owner = self.committer
-        return await ledger.attempt(owner.pool, owner.sum_key, owner.node_id, batch)
 
     def _unreachable(self, exc: Exception, batch: list[PendingAdd]) -> None:
         metrics.REDIS_ERRORS.labels("commit").inc()

@@ -34,8 +34,6 @@ class AttemptResult:
     # Adds that must be tried again: the EXEC met a conflict, or Redis refused it while an
     # earlier EXEC of the same add may still have counted.
     retry: list[PendingAdd] = field(default_factory=list)
-    # The EXEC was answered: counts as a transaction whether it committed or conflicted.
-    executed: bool = False
     # Adds applied by this transaction (0 unless it committed).
     committed: int = 0
 
@@ -132,7 +130,6 @@ async def _execute(
     for add, _ in writes:
         add.maybe_sent = True
     replies = (await _roundtrip(connection, commands))[-1]
-    result.executed = True
     if replies is None:
         # maybe_sent stays as it is: an earlier lost EXEC of these adds may be what conflicted.
         result.retry = [add for add, _ in writes]

@@ -10,6 +10,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from app.errors import ApiError, error_response
@@ -73,7 +74,8 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
         lifespan=lifespan,
         exception_handlers={ApiError: _api_error, HTTPException: _http_error},
     )
-    return RequestContextMiddleware(app, settings.node_id)
+    known_paths = frozenset(route.path for route in ROUTES if isinstance(route, Route))
+    return RequestContextMiddleware(app, settings.node_id, known_paths)
 
 
 def _without_password(url: str) -> str:

@@ -23,13 +23,14 @@ error_log = logging.getLogger("abacus.error")
 
 # nginx's $request_id is 32 hex digits; accept ids of that kind, make one for anything else.
 _REQUEST_ID = re.compile(r"[0-9A-Za-z._-]{1,64}")
-KNOWN_ROUTES = frozenset({"/abacus/number", "/abacus/sum", "/health", "/metrics", "/openapi.json"})
 
 
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp, node_id: str) -> None:
+    def __init__(self, app: ASGIApp, node_id: str, known_paths: frozenset[str]) -> None:
         self.app = app
         self.node_id = node_id
+        # Metric labels: the app's own paths, anything else as "other" (bounded cardinality).
+        self.known_paths = known_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -62,7 +63,7 @@ class RequestContextMiddleware:
                 await response(scope, receive, send_with_ids)
         finally:
             duration = time.perf_counter() - started
-            route = scope["path"] if scope["path"] in KNOWN_ROUTES else "other"
+            route = scope["path"] if scope["path"] in self.known_paths else "other"
             metrics.REQUESTS.labels(route, scope["method"], str(status)).inc()
             metrics.REQUEST_SECONDS.labels(route).observe(duration)
             access_log.info(

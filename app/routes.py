@@ -174,8 +174,12 @@ async def health(request: Request) -> Response:
     return json_response(body)
 
 
+# The document never changes: encode it once, not on every request.
+_OPENAPI_BODY = encode(openapi.DOCUMENT)
+
+
 async def openapi_document(request: Request) -> Response:
-    return json_response(openapi.DOCUMENT)
+    return Response(_OPENAPI_BODY, 200, media_type="application/json")
 
 
 async def prometheus_metrics(request: Request) -> Response:
