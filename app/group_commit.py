@@ -20,6 +20,7 @@ from collections import deque
 from decimal import Decimal
 
 from redis.asyncio import ConnectionPool
+from redis.asyncio.connection import Connection
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -53,6 +54,8 @@ class _Lane:
         self.committer = committer
         self.queue: deque[PendingAdd] = deque()
         self.task: asyncio.Task[None] | None = None
+        # Held from the pool while the lane has work, so that attempts do not queue for one.
+        self.connection: Connection | None = None
 
     def push(self, add: PendingAdd) -> None:
         self.queue.append(add)
@@ -61,6 +64,14 @@ class _Lane:
             self.committer.track(self.task)
 
     async def _drain(self) -> None:
+        try:
+            await self._commit_queued()
+        finally:
+            if self.connection is not None:
+                await self.committer.pool.release(self.connection)
+                self.connection = None
+
+    async def _commit_queued(self) -> None:
         failures = 0
         loop = asyncio.get_running_loop()
         while self.queue:
@@ -70,9 +81,9 @@ class _Lane:
             leaders, followers = self._take_batch()
             retry, redis_down = await self._attempt(leaders)
             for leader in leaders:
-                if not leader.future.done():
+                outcome = leader.outcome
+                if outcome is None:
                     continue
-                outcome = leader.future.result()
                 waiting = followers.pop(leader.record_key, [])
                 if isinstance(outcome, Committed):
                     for follower in waiting:
@@ -114,9 +125,11 @@ class _Lane:
         for add in batch:
             add.attempts += 1
             add.batch_size = len(batch)
+        owner = self.committer
         try:
-            owner = self.committer
-            result = await ledger.attempt(owner.pool, owner.sum_key, owner.node_id, batch)
+            if self.connection is None:
+                self.connection = await owner.pool.get_connection()  # type: ignore[no-untyped-call]
+            result = await ledger.attempt(self.connection, owner.sum_key, owner.node_id, batch)
         except REDIS_DOWN as exc:
             self._unreachable(exc, batch)
             return list(batch), True
@@ -135,8 +148,9 @@ class _Lane:
             metrics.CONFLICTS.inc()
             for add in result.retry:
                 add.conflicts += 1
-        for add, outcome in result.resolved:
-            _settle(add, outcome)
+        counted = sum(_settle(add, outcome) for add, outcome in result.resolved)
+        if counted:
+            metrics.ADDS_COMMITTED.inc(counted)
         return list(result.retry), False
 
     def _unreachable(self, exc: Exception, batch: list[PendingAdd]) -> None:
@@ -182,13 +196,13 @@ class _Lane:
         self.queue = kept
 
 
-def _settle(add: PendingAdd, outcome: Outcome) -> None:
+def _settle(add: PendingAdd, outcome: Outcome) -> bool:
+    """Answer the add; True when this is the answer of an add that counted (not a replay)."""
     counted = isinstance(outcome, Committed) and not outcome.replayed
-    if counted:
-        metrics.ADDS_COMMITTED.inc()
     if add.was_ambiguous:
         metrics.AMBIGUOUS_RESOLVED.labels("counted" if counted else "not_counted").inc()
     add.resolve(outcome)
+    return counted
 
 
 class GroupCommitter:

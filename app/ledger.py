@@ -5,27 +5,33 @@ WATCH as the sum, so an add whose earlier EXEC did reach Redis (the reply was lo
 and never applied twice. The sum is always written, even when the batch adds 0: that write is the
 fence that makes any older, still-unanswered EXEC of the same add fail its WATCH.
 
-The commands go over one connection taken from the pool, in two round trips, so that it is plain
+The commands go over one connection (the commit lane's), in two round trips, so that it is plain
 when an EXEC has been sent; redis-py's pipeline reports a failed EXEC as a WatchError, the same
-as a conflict.
+as a conflict. The pool's connections have no per-command timeout: each round trip is bounded as
+a whole (`ROUNDTRIP_TIMEOUT_S`), which costs one timer instead of one per reply.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from redis.asyncio import ConnectionPool
 from redis.asyncio.connection import Connection
 from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from app import amounts
+from app import amounts, resp
 from app.errors import ApiError, unavailable
-from app.json_body import encode
 from app.pending_add import Committed, Outcome, PendingAdd
+from app.redis_pool import SOCKET_TIMEOUT_S
+
+ROUNDTRIP_TIMEOUT_S = SOCKET_TIMEOUT_S
 
 
 @dataclass
@@ -43,18 +49,19 @@ def timestamp() -> str:
 
 
 async def attempt(
-    pool: ConnectionPool, sum_key: str, node_id: str, adds: Sequence[PendingAdd]
+    connection: Connection, sum_key: str, node_id: str, adds: Sequence[PendingAdd]
 ) -> AttemptResult:
-    """Try once to commit `adds` (distinct record keys) in one transaction.
+    """Try once to commit `adds` (distinct record keys) in one transaction over `connection`.
 
     Raises redis' ConnectionError / TimeoutError when Redis cannot be reached; then `maybe_sent`
     tells which adds may have been applied. An error reply (out of memory, read-only replica, ...)
-    applies nothing and is answered as `unavailable`.
+    applies nothing and is answered as `unavailable`. Whenever the attempt does not end cleanly
+    the connection is closed (replies may still be on their way); redis-py opens it again on the
+    next use.
     """
     result = AttemptResult()
     ambiguous_before = {add.commit_id for add in adds if add.maybe_sent}
-    connection: Connection = await pool.get_connection()  # type: ignore[no-untyped-call]
-    reusable = False
+    clean = False
     try:
         total, records = await _watch_and_read(connection, sum_key, adds)
         writes, total = _plan(total, adds, records, node_id, result)
@@ -62,22 +69,25 @@ async def attempt(
             await _execute(connection, sum_key, total, writes, result)
         else:
             await _roundtrip(connection, [("UNWATCH",)])
-        reusable = True
+        clean = True
         return result
     except ResponseError as exc:
         _refuse(exc, adds, ambiguous_before, result)
         return result
     finally:
-        if not reusable:
-            # Replies may still be on their way: the connection's state is unknown, so drop it.
+        if not clean:
             await connection.disconnect()
-        await pool.release(connection)
 
 
-async def _roundtrip(connection: Connection, commands: list[tuple[str | int, ...]]) -> list[Any]:
+async def _roundtrip(connection: Connection, commands: list[resp.Command]) -> list[Any]:
     """Send `commands` in one write and read every reply; an error reply raises ResponseError."""
-    await connection.send_packed_command(connection.pack_commands(commands))
-    return [await connection.read_response() for _ in commands]
+    try:
+        async with asyncio.timeout(ROUNDTRIP_TIMEOUT_S):
+            await connection.send_packed_command(resp.pack(commands), check_health=False)
+            # inf: no timer per reply (the block has one); redis-py's None would mean its own.
+            return [await connection.read_response(timeout=math.inf) for _ in commands]
+    except TimeoutError:
+        raise RedisTimeoutError(f"no reply from Redis within {ROUNDTRIP_TIMEOUT_S} s") from None
 
 
 async def _watch_and_read(
@@ -98,7 +108,7 @@ def _plan(
     result: AttemptResult,
 ) -> tuple[list[tuple[PendingAdd, str]], Decimal]:
     """Resolve the adds already decided; the rest get their running total and response body."""
-    now = timestamp()
+    stamp_and_node = f'"timestamp": "{timestamp()}", "node_id": {json.dumps(node_id)}}}'
     writes: list[tuple[PendingAdd, str]] = []
     for add, record in zip(adds, records, strict=True):
         if record is not None:
@@ -109,7 +119,9 @@ def _plan(
         except amounts.OutOfBounds:
             result.resolved.append((add, _out_of_range()))
             continue
-        body = encode({"new_sum": total, "added": add.number, "timestamp": now, "node_id": node_id})
+        # The response body, as json_body.encode would write it, built directly: this runs for
+        # every add of every attempt.
+        body = f'{{"new_sum": {amounts.render(total)}, "added": {add.added}, {stamp_and_node}'
         writes.append((add, body))
     return writes, total
 
@@ -121,7 +133,7 @@ async def _execute(
     writes: list[tuple[PendingAdd, str]],
     result: AttemptResult,
 ) -> None:
-    commands: list[tuple[str | int, ...]] = [("MULTI",), ("SET", sum_key, amounts.render(total))]
+    commands: list[resp.Command] = [("MULTI",), ("SET", sum_key, amounts.render(total))]
     commands += [
         ("SET", add.record_key, add.record_value(body), "EX", add.record_ttl_s)
         for add, body in writes

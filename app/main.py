@@ -46,10 +46,11 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         pool = make_pool(settings)
+        commit_pool = make_pool(settings, socket_timeout=None)
         app.state.settings = settings
         app.state.redis = make_client(pool)
         app.state.committer = GroupCommitter(
-            pool,
+            commit_pool,
             sum_key=settings.sum_key,
             node_id=settings.node_id,
             max_batch=settings.max_batch,
@@ -66,6 +67,7 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
         finally:
             # Answer every queued add before the pool goes: a graceful stop loses nothing.
             await app.state.committer.close()
+            await commit_pool.disconnect()
             await pool.disconnect()
             log.info("node stopped")
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
+import os
 import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from app.amounts import render
 from app.errors import ApiError
 from app.json_body import parse
 
@@ -22,6 +25,25 @@ class Committed:
 Outcome = Committed | ApiError
 
 
+class _CommitIds:
+    """Commit ids, unique across every worker of every node: a random prefix per process and a
+    counter, so that an add costs no call for entropy. A forked child draws a prefix of its own."""
+
+    def __init__(self) -> None:
+        self.reseed()
+
+    def reseed(self) -> None:
+        self.prefix = uuid.uuid4().hex
+        self.counter = itertools.count()
+
+    def __call__(self) -> str:
+        return f"{self.prefix}{next(self.counter):x}"
+
+
+new_commit_id = _CommitIds()
+os.register_at_fork(after_in_child=new_commit_id.reseed)
+
+
 @dataclass(eq=False)
 class PendingAdd:
     number: Decimal
@@ -31,7 +53,12 @@ class PendingAdd:
     record_ttl_s: int
     deadline: float
     future: asyncio.Future[Outcome]
-    commit_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    commit_id: str = field(default_factory=new_commit_id)
+    # `number` as the response writes it (`"added"`), rendered once for all attempts.
+    added: str = field(init=False)
+    # Set once, when the add is answered; the future only carries it to the request, which may
+    # have gone away (then the future is cancelled, the outcome still stands).
+    outcome: Outcome | None = None
     # An EXEC carrying this add was sent and its reply never came: it may have been applied.
     maybe_sent: bool = False
     # The last attempt that carried it failed because Redis could not be reached.
@@ -44,7 +71,17 @@ class PendingAdd:
     conflicts: int = 0
     batch_size: int = 0
 
+    def __post_init__(self) -> None:
+        self.added = render(self.number)
+
+    @property
+    def resolved(self) -> bool:
+        return self.outcome is not None
+
     def resolve(self, outcome: Outcome) -> None:
+        if self.outcome is not None:
+            return
+        self.outcome = outcome
         if not self.future.done():
             self.future.set_result(outcome)
 

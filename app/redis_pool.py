@@ -21,12 +21,16 @@ POOL_TIMEOUT_S = 1.0
 MAX_CONNECTIONS = 512
 
 
-def make_pool(settings: Settings) -> BlockingConnectionPool:
+def make_pool(
+    settings: Settings, *, socket_timeout: float | None = SOCKET_TIMEOUT_S
+) -> BlockingConnectionPool:
+    """`socket_timeout=None` is for callers that bound a whole exchange themselves (the commit
+    path): redis-py then skips its per-command timers, a task per send among them."""
     options: dict[str, object] = {
         "max_connections": MAX_CONNECTIONS,
         "timeout": POOL_TIMEOUT_S,
         "socket_connect_timeout": CONNECT_TIMEOUT_S,
-        "socket_timeout": SOCKET_TIMEOUT_S,
+        "socket_timeout": socket_timeout,
         "retry": Retry(NoBackoff(), 0),
         "health_check_interval": 0,
     }

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+import weakref
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar
 
 import requests
 
@@ -25,10 +26,17 @@ def decode(text: str) -> Any:
 
 
 class Api:
+    """A keep-alive client of the API. Every one is closed after its test (see `close_all`): a
+    session left to the garbage collector drops an open socket at some random later moment, and
+    its ResourceWarning fails whichever test is running then."""
+
+    _open: ClassVar[weakref.WeakSet[Api]] = weakref.WeakSet()
+
     def __init__(self, url: str, timeout: float = 15.0) -> None:
         self.url = url.rstrip("/")
         self.timeout = timeout
         self.session = requests.Session()
+        Api._open.add(self)
 
     def request(
         self,
@@ -67,3 +75,9 @@ class Api:
 
     def close(self) -> None:
         self.session.close()
+        Api._open.discard(self)
+
+    @classmethod
+    def close_all(cls) -> None:
+        for api in list(cls._open):
+            api.close()

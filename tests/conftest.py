@@ -99,6 +99,12 @@ def standalone_redis(tmp_path: Path) -> Iterator[tuple[int, Process]]:
         processes.stop(process, signal.SIGTERM, 10)
 
 
+@pytest.fixture(autouse=True)
+def api_clients_closed() -> Iterator[None]:
+    yield
+    Api.close_all()
+
+
 @pytest.fixture(autouse=True, scope="session")
 def no_process_outlives_the_tests() -> Iterator[None]:
     """Every process a test started is stopped by the end: a leak is a failing teardown."""

@@ -37,4 +37,5 @@ def test_sigterm_finishes_requests_in_flight(make_stack: StackFactory) -> None:
 
     assert [r.status for r in replies] == [200] * 10
     assert processes.wait_gone(node, 30), "the node exits once its requests are done"
-    assert int(redis.Redis.from_url(stack.config.effective_redis_url).get("abacus:sum") or 0) == 55
+    with redis.Redis.from_url(stack.config.effective_redis_url) as after:
+        assert int(after.get("abacus:sum") or 0) == 55
