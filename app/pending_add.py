@@ -74,10 +74,6 @@ class PendingAdd:
     def __post_init__(self) -> None:
         self.added = render(self.number)
 
-    @property
-    def resolved(self) -> bool:
-        return self.outcome is not None
-
     def resolve(self, outcome: Outcome) -> None:
         if self.outcome is not None:
             return
