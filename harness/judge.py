@@ -265,7 +265,9 @@ class _Judge:
         return gaps
 
     def _candidates(self, gap: _Gap) -> list[int]:
-        return [i for i, u in enumerate(self.unknown) if u.op.start < gap.deadline]
+        # As everywhere here, A precedes B only if A ended strictly before B began: an unknown
+        # add that began at the very instant the gap's add ended may still come before it.
+        return [i for i, u in enumerate(self.unknown) if u.op.start <= gap.deadline]
 
     def _check_gap_bounds(self, gaps: Sequence[_Gap]) -> None:
         """Necessary conditions per gap; a gap failing them is a definite violation."""
@@ -576,7 +578,7 @@ class _Judge:
     ) -> list[tuple[int, ...]] | None:
         """The unknown adds a read saw within its gap: [] if ambiguous, None if impossible."""
         assert gap.members is not None
-        members = [i for i in gap.members if self.unknown[i].op.start < r.end]
+        members = [i for i in gap.members if self.unknown[i].op.start <= r.end]
         values = [self.unknown[i].number for i in members]
         found = []
         for picked in subsets_with_sum(values, offset, budget):

@@ -179,6 +179,19 @@ def test_an_unknown_add_cannot_precede_an_add_that_ended_before_it_began() -> No
     assert not judge(h).consistent
 
 
+def test_an_unknown_add_may_precede_an_add_that_ended_the_instant_it_began() -> None:
+    # A precedes B only when A ended strictly before B began; equal instants are concurrent.
+    h = history(
+        add(1, 10, 1, 1, outcome=UNKNOWN),
+        add(2, 1, 0, 1, new_sum=11),
+        read(3, 1, 1, 10),
+        final=11,
+    )
+    verdict = judge(h)
+    assert verdict.consistent, verdict.violations
+    assert verdict.applied_unknown == (1,)
+
+
 def test_an_unknown_add_cannot_fill_two_gaps() -> None:
     h = history(
         add(1, 1, 0, 1, new_sum=11),
