@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -24,15 +23,15 @@ from harness.bench import DEFAULT_CONCURRENCIES, run_bench
 from harness.bench_report import bench_json, render_bench
 from harness.client import CannotRun
 
-EXIT_CANNOT_RUN = 2
+PROG = "bench.py"
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="bench.py",
+        prog=PROG,
         description="Throughput and latency of adds and reads of an Abacus deployment.",
     )
-    parser.add_argument("--url", required=True, help="base URL, e.g. http://127.0.0.1:8080")
+    arguments.add_server_options(parser, reset_help="reset each target's sum first")
     parser.add_argument(
         "--concurrency",
         type=arguments.concurrencies,
@@ -69,17 +68,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--no-wrk", action="store_true", help="use the Python load generator even if wrk exists"
     )
-    parser.add_argument("--reset", action="store_true", help="reset each target's sum first")
-    parser.add_argument(
-        "--admin-token", help="bearer token for --reset (default: $ABACUS_ADMIN_TOKEN)"
-    )
-    parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    token = args.admin_token or os.environ.get("ABACUS_ADMIN_TOKEN")
     try:
         result = run_bench(
             args.url,
@@ -92,13 +85,13 @@ def main(argv: list[str] | None = None) -> int:
             threads=args.threads,
             timeout=args.timeout,
             reset=args.reset,
-            admin_token=token,
+            admin_token=arguments.admin_token(args),
             log=None if args.json else _log,
         )
     except CannotRun as exc:
-        return _cannot_run(str(exc), as_json=args.json)
+        return arguments.cannot_run(PROG, str(exc), as_json=args.json)
     except KeyboardInterrupt:
-        return _cannot_run("interrupted", as_json=args.json)
+        return arguments.cannot_run(PROG, "interrupted", as_json=args.json)
     if args.json:
         print(json.dumps(bench_json(result), indent=2))
     else:
@@ -108,13 +101,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def _log(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
-
-
-def _cannot_run(reason: str, *, as_json: bool) -> int:
-    if as_json:
-        print(json.dumps({"error": reason, "exit_code": EXIT_CANNOT_RUN}))
-    print(f"bench.py: cannot run: {reason}", file=sys.stderr)
-    return EXIT_CANNOT_RUN
 
 
 if __name__ == "__main__":

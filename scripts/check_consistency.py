@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from harness.check import run_check
 from harness.client import CannotRun
 from harness.report import check_json, render_check
 
-EXIT_CANNOT_RUN = 2
+PROG = "check_consistency.py"
 
 
 def _ratio(text: str) -> float:
@@ -33,10 +32,10 @@ def _ratio(text: str) -> float:
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="check_consistency.py",
+        prog=PROG,
         description="Fire concurrent adds and reads at an Abacus server and judge the history.",
     )
-    parser.add_argument("--url", required=True, help="base URL, e.g. http://127.0.0.1:8080")
+    arguments.add_server_options(parser, reset_help="reset the sum first (DELETE /abacus/sum)")
     parser.add_argument(
         "--requests", type=arguments.positive_int, default=1000, help="adds to fire (default 1000)"
     )
@@ -53,12 +52,6 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="reads fired per add, spread among them (default 0.25)",
     )
     parser.add_argument(
-        "--reset", action="store_true", help="reset the sum first (DELETE /abacus/sum)"
-    )
-    parser.add_argument(
-        "--admin-token", help="bearer token for --reset (default: $ABACUS_ADMIN_TOKEN)"
-    )
-    parser.add_argument(
         "--timeout",
         type=arguments.positive_float,
         default=10.0,
@@ -70,13 +63,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="send an Idempotency-Key with each add and retry unknown outcomes once with it",
     )
     parser.add_argument("--seed", type=int, help="seed for the generated numbers")
-    parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    token = args.admin_token or os.environ.get("ABACUS_ADMIN_TOKEN")
     if not args.reset and not args.json:
         print(
             "note: no --reset: the check starts from the current sum; any other writer during "
@@ -90,28 +81,21 @@ def main(argv: list[str] | None = None) -> int:
             concurrency=args.concurrency,
             read_ratio=args.read_ratio,
             reset=args.reset,
-            admin_token=token,
+            admin_token=arguments.admin_token(args),
             timeout=args.timeout,
             resolve_unknown=args.resolve_unknown,
             seed=args.seed,
             progress=not args.json and sys.stderr.isatty(),
         )
     except CannotRun as exc:
-        return _cannot_run(str(exc), as_json=args.json)
+        return arguments.cannot_run(PROG, str(exc), as_json=args.json, verdict="error")
     except KeyboardInterrupt:
-        return _cannot_run("interrupted", as_json=args.json)
+        return arguments.cannot_run(PROG, "interrupted", as_json=args.json, verdict="error")
     if args.json:
         print(json.dumps(check_json(report), indent=2))
     else:
         print(render_check(report))
     return report.exit_code
-
-
-def _cannot_run(reason: str, *, as_json: bool) -> int:
-    if as_json:
-        print(json.dumps({"verdict": "error", "error": reason, "exit_code": EXIT_CANNOT_RUN}))
-    print(f"check_consistency.py: cannot run: {reason}", file=sys.stderr)
-    return EXIT_CANNOT_RUN
 
 
 if __name__ == "__main__":

@@ -67,30 +67,40 @@ class LostUpdate(Counter):
         return self.sum
 
 
-class AppliedTwice(Counter):
-    def __init__(self, every: int = 50) -> None:
+class _EveryNth(Counter):
+    """Correct except on every `every`-th add."""
+
+    def __init__(self, every: int) -> None:
         super().__init__()
         self.every = every
 
+    def _count_add(self) -> bool:
+        """Count one more add; True when it is an `every`-th one."""
+        self.adds += 1
+        return self.adds % self.every == 0
+
+
+class AppliedTwice(_EveryNth):
+    def __init__(self, every: int = 50) -> None:
+        super().__init__(every)
+
     def add(self, number: Decimal) -> Decimal:
         with self.lock:
-            self.adds += 1
             self.sum += number
-            if self.adds % self.every == 0:
+            if self._count_add():
                 self.sum += number
             return self.sum
 
 
-class WrongNewSum(Counter):
+class WrongNewSum(_EveryNth):
     def __init__(self, every: int = 10) -> None:
-        super().__init__()
-        self.every = every
+        super().__init__(every)
 
     def add(self, number: Decimal) -> Decimal:
         with self.lock:
-            self.adds += 1
+            wrong = self._count_add()
             self.sum += number
-            return self.sum + 1 if self.adds % self.every == 0 else self.sum
+            return self.sum + 1 if wrong else self.sum
 
 
 class StaleRead(Counter):
