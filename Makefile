@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint check bench bench-compare setup system-deps clean
+.PHONY: run test test-fast coverage-unit lint check bench bench-compare setup system-deps clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,14 @@ lint: setup
 
 test: setup system-deps lint
 	$(VENV)/bin/pytest
+
+# Every test that needs no real stack (no redis-server, nginx or Gunicorn): seconds, not minutes.
+test-fast: setup
+	$(VENV)/bin/pytest -m "not stack"
+
+# The in-process unit layer alone, and how much of app/ it covers.
+coverage-unit: setup
+	$(VENV)/bin/pytest tests/unit --cov=app --cov-report=term-missing
 
 # The consistency checker against a freshly started local stack (on ports of its own).
 check: setup system-deps

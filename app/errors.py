@@ -39,10 +39,30 @@ def unavailable(message: str = "Redis is unavailable; nothing was changed") -> A
     return ApiError(503, "unavailable", message)
 
 
-def outcome_unknown() -> ApiError:
+def outcome_unknown(reason: str = "Redis became unreachable after the add was sent") -> ApiError:
     return ApiError(
         503,
         "outcome_unknown",
-        "Redis became unreachable after the add was sent; retry with the same Idempotency-Key "
-        "to learn whether it counted",
+        f"{reason}; the add may or may not have counted: retry with the same Idempotency-Key to "
+        "learn which",
+    )
+
+
+def idempotency_key_refused() -> ApiError:
+    """The key's add was refused for good (its key is fenced): it did not count and never will.
+
+    No Retry-After: the same key always gets this answer; a new key is a new add."""
+    return ApiError(
+        409,
+        "idempotency_key_refused",
+        "an earlier request with this Idempotency-Key was refused and did not count; it never "
+        "will: send the add again with a new key",
+    )
+
+
+def idempotency_key_reused() -> ApiError:
+    return ApiError(
+        422,
+        "idempotency_key_reused",
+        "this Idempotency-Key was already used with a different number",
     )

@@ -25,8 +25,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from app import ledger, metrics
-from app.errors import outcome_unknown, unavailable
-from app.pending_add import Committed, Outcome, PendingAdd
+from app.errors import unavailable
+from app.pending_add import Committed, Others, PendingAdd
+from app.redis_pool import CONNECT_TIMEOUT_S
 
 log = logging.getLogger("abacus.commit")
 
@@ -34,7 +35,8 @@ log = logging.getLogger("abacus.commit")
 # the jitter only spreads the workers apart. An unreachable Redis wants longer pauses.
 CONFLICT_BACKOFF = (0.001, 0.008)
 REDIS_BACKOFF = (0.01, 0.2)
-RESOLVE_GRACE_S = 0.8
+# Longest wait for a lane's connection: a free one from the pool, TCP connect, handshake.
+CONNECT_BUDGET_S = CONNECT_TIMEOUT_S + ledger.ROUNDTRIP_TIMEOUT_S
 # How long an add keeps trying while Redis refuses connections, before it is answered 503: a
 # restart that quick goes unnoticed, an outage is reported fast instead of at the deadline.
 UNREACHABLE_GIVE_UP_S = 0.75
@@ -89,7 +91,8 @@ class _Lane:
                     for follower in waiting:
                         follower.resolve(follower.replay_of(outcome.body))
                 else:
-                    # The key was not used after all: each duplicate gets a try of its own.
+                    # The leader's answer is its own (refused, or unknown): each duplicate reads
+                    # the key's record again in an attempt of its own.
                     self.queue.extendleft(reversed(waiting))
             if not retry:
                 failures = 0
@@ -102,7 +105,7 @@ class _Lane:
             failures += 1
             metrics.RETRIES.inc(len(again))
             pause = backoff(failures, *(REDIS_BACKOFF if redis_down else CONFLICT_BACKOFF))
-            nearest = min(add.deadline for add in self.queue) - loop.time()
+            nearest = min(add.decide_by for add in self.queue) - loop.time()
             await asyncio.sleep(max(0.0, min(pause, nearest)))
 
     def _take_batch(self) -> tuple[list[PendingAdd], dict[str, list[PendingAdd]]]:
@@ -128,7 +131,9 @@ class _Lane:
         owner = self.committer
         try:
             if self.connection is None:
-                self.connection = await owner.pool.get_connection()  # type: ignore[no-untyped-call]
+                # No wait of this attempt outlasts the moment one of its adds must be decided.
+                decide_by = min(add.decide_by for add in batch)
+                self.connection = await _connection(owner.pool, decide_by)
             result = await ledger.attempt(self.connection, owner.sum_key, owner.node_id, batch)
         except REDIS_DOWN as exc:
             self._unreachable(exc, batch)
@@ -148,7 +153,10 @@ class _Lane:
             metrics.CONFLICTS.inc()
             for add in result.retry:
                 add.conflicts += 1
-        counted = sum(_settle(add, outcome) for add, outcome in result.resolved)
+        counted = 0
+        for add, outcome in result.resolved:
+            counted += isinstance(outcome, Committed) and not outcome.replayed
+            add.resolve(outcome)
         if counted:
             metrics.ADDS_COMMITTED.inc(counted)
         return list(result.retry), False
@@ -176,33 +184,27 @@ class _Lane:
                 add.unreachable_since = add.unreachable_since or now
 
     def _expire(self, now: float) -> None:
-        """Answer the adds that ran out of time; never one whose EXEC may still be learnt."""
+        """Answer the adds whose time ran out, as `PendingAdd.check_time` rules."""
         kept: deque[PendingAdd] = deque()
         for add in self.queue:
-            unreachable = (
-                add.unreachable_since is not None
-                and now - add.unreachable_since >= UNREACHABLE_GIVE_UP_S
-            )
-            if now < add.deadline and not unreachable:
+            answer = add.check_time(now, UNREACHABLE_GIVE_UP_S)
+            if answer is None:
                 kept.append(add)
-            elif not add.maybe_sent:
-                # No EXEC carrying it was ever sent, so it can never count: safe to refuse.
-                add.resolve(unavailable("Redis could not take the add in time; nothing changed"))
-            elif unreachable or add.redis_failed or now >= add.deadline + RESOLVE_GRACE_S:
-                metrics.AMBIGUOUS_RESOLVED.labels("unknown").inc()
-                add.resolve(outcome_unknown())
             else:
-                kept.append(add)
+                add.resolve(answer)
         self.queue = kept
 
 
-def _settle(add: PendingAdd, outcome: Outcome) -> bool:
-    """Answer the add; True when this is the answer of an add that counted (not a replay)."""
-    counted = isinstance(outcome, Committed) and not outcome.replayed
-    if add.was_ambiguous:
-        metrics.AMBIGUOUS_RESOLVED.labels("counted" if counted else "not_counted").inc()
-    add.resolve(outcome)
-    return counted
+async def _connection(pool: ConnectionPool, wait_until: float) -> Connection:
+    """A connection from the pool, bounded as a whole: waiting for a free one, connecting, and
+    the handshake (AUTH, CLIENT SETINFO), which the commit pool's sockets otherwise wait on
+    forever while Redis is stalled."""
+    try:
+        async with asyncio.timeout(ledger.bounded_wait(CONNECT_BUDGET_S, wait_until)):
+            connection: Connection = await pool.get_connection()  # type: ignore[no-untyped-call]
+            return connection
+    except TimeoutError:
+        raise RedisTimeoutError("no connection to Redis in time") from None
 
 
 class GroupCommitter:
@@ -230,7 +232,15 @@ class GroupCommitter:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def submit(self, number: Decimal, record_key: str | None, record_ttl_s: int) -> PendingAdd:
+    def submit(
+        self,
+        number: Decimal,
+        record_key: str | None,
+        record_ttl_s: int,
+        *,
+        others: Others = Others.NONE,
+        client_key: bool = False,
+    ) -> PendingAdd:
         """Queue an add; `record_key` None gives it a record of its own (no idempotency key)."""
         loop = asyncio.get_running_loop()
         add = PendingAdd(
@@ -239,11 +249,18 @@ class GroupCommitter:
             record_ttl_s=record_ttl_s,
             deadline=loop.time() + self.deadline_s,
             future=loop.create_future(),
+            others=others,
+            client_key=client_key,
         )
         add.record_key = record_key or f"{self.sum_key}:op:{add.commit_id}"
         if self._closing:
-            add.resolve(unavailable("this node is shutting down; nothing was changed"))
-        elif self.max_batch == 1:
+            refusal = unavailable("this node is shutting down; nothing was changed")
+            answer = add.refuse(refusal, loop.time())
+            if answer is not None:
+                add.resolve(answer)
+                return add
+            # Other requests carry the same key: the lanes, still draining, write its fence.
+        if self.max_batch == 1:
             _Lane(self).push(add)
         else:
             if self._shared_lane is None:

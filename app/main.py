@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Protocol
 
+from redis.asyncio import BlockingConnectionPool
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -13,9 +15,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
+from app import redis_pool
 from app.errors import ApiError, error_response
 from app.group_commit import GroupCommitter
-from app.redis_pool import make_client, make_pool
 from app.request_context import RequestContextMiddleware
 from app.routes import ROUTES
 from app.settings import Settings
@@ -40,7 +42,24 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return error_response(exc.status_code, code, message, dict(exc.headers or {}))
 
 
-def create_app(settings: Settings | None = None) -> ASGIApp:
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    # Starlette's outermost layer answers an unhandled exception itself, in plain text, before
+    # RequestContextMiddleware sees it; this makes that answer the API's JSON error. The exception
+    # still propagates, and the middleware logs it.
+    return error_response(500, "internal_error", "internal error")
+
+
+class PoolFactory(Protocol):
+    """Makes the worker's Redis pools; tests pass one whose pools can never reach a real Redis."""
+
+    def __call__(
+        self, settings: Settings, *, socket_timeout: float | None = ...
+    ) -> BlockingConnectionPool: ...
+
+
+def create_app(
+    settings: Settings | None = None, *, make_pool: PoolFactory = redis_pool.make_pool
+) -> ASGIApp:
     settings = settings or Settings.from_env()
 
     @asynccontextmanager
@@ -48,7 +67,7 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
         pool = make_pool(settings)
         commit_pool = make_pool(settings, socket_timeout=None)
         app.state.settings = settings
-        app.state.redis = make_client(pool)
+        app.state.redis = redis_pool.make_client(pool)
         app.state.committer = GroupCommitter(
             commit_pool,
             sum_key=settings.sum_key,
@@ -74,7 +93,11 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
     app = Starlette(
         routes=ROUTES,
         lifespan=lifespan,
-        exception_handlers={ApiError: _api_error, HTTPException: _http_error},
+        exception_handlers={
+            ApiError: _api_error,
+            HTTPException: _http_error,
+            Exception: _internal_error,
+        },
     )
     known_paths = frozenset(route.path for route in ROUTES if isinstance(route, Route))
     return RequestContextMiddleware(app, settings.node_id, known_paths)

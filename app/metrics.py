@@ -13,6 +13,7 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
     multiprocess,
@@ -45,6 +46,11 @@ AMBIGUOUS_RESOLVED = Counter(
     "abacus_ambiguous_adds_resolved_total",
     "Adds that had a lost EXEC, by how they were answered",
     ["resolution"],
+)
+# Adds taken by a node and not yet answered: what an operator watches during a Redis stall, and
+# how a test knows its requests have reached the node.
+ADDS_PENDING = Gauge(
+    "abacus_adds_pending", "Adds queued or in flight, not yet answered", multiprocess_mode="livesum"
 )
 REDIS_ERRORS = Counter("abacus_redis_errors_total", "Redis calls that failed", ["operation"])
 

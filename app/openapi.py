@@ -1,7 +1,8 @@
 """The OpenAPI 3.1 description of the API, served at /openapi.json.
 
-Written out by hand rather than generated: the contract (shared/SPEC.md) is the source, and every
-status, header and error code it names is here, so the fuzz tests can hold responses to it.
+Written out by hand rather than generated: the contract (the README's API section) is the source,
+and every status, header and error code it names is here, so the fuzz tests can hold responses to
+it.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ ERROR_CODES = [
     "number_out_of_range",
     "sum_out_of_range",
     "idempotency_key_reused",
+    "idempotency_key_refused",
     "unauthorized",
     "forbidden",
     "not_found",
@@ -117,14 +119,18 @@ DOCUMENT: dict[str, Any] = {
                     ),
                     "400": _error("Invalid JSON (invalid_json) or Idempotency-Key"),
                     "413": _error("Body over 1 KiB (body_too_large)"),
+                    "409": _error(
+                        "This Idempotency-Key's add was refused for good (idempotency_key_refused):"
+                        " it did not count and never will; send the add again with a new key"
+                    ),
                     "415": _error("Content-Type is not application/json"),
                     "422": _error(
                         "Not an object with exactly a valid number, a sum out of range, or an "
                         "Idempotency-Key reused with another number"
                     ),
                     "503": _error(
-                        "unavailable (nothing changed) or outcome_unknown (retry with the same "
-                        "Idempotency-Key to learn)",
+                        "unavailable (nothing changed, and it never will) or outcome_unknown "
+                        "(it may have counted: retry with the same Idempotency-Key to learn)",
                         retry=True,
                     ),
                     **COMMON_ERRORS,

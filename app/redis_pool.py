@@ -8,6 +8,7 @@ within the spec's 1.5 s, so every retry decision is the service's own.
 from __future__ import annotations
 
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
@@ -21,11 +22,28 @@ POOL_TIMEOUT_S = 1.0
 MAX_CONNECTIONS = 512
 
 
+class _CutShortSafePool(BlockingConnectionPool):
+    """A pool whose connections never come back half set up.
+
+    redis-py disconnects a connection whose handshake fails with a Redis error, but not one whose
+    handshake is cancelled (our timers cancel it while Redis is stalled): that connection would go
+    back to the pool marked connected, with the AUTH reply still to come, and the next command on
+    it would read that reply as its own."""
+
+    async def ensure_connection(self, connection: AbstractConnection) -> None:
+        try:
+            await super().ensure_connection(connection)
+        except BaseException:
+            await connection.disconnect(nowait=True)
+            raise
+
+
 def make_pool(
     settings: Settings, *, socket_timeout: float | None = SOCKET_TIMEOUT_S
 ) -> BlockingConnectionPool:
     """`socket_timeout=None` is for callers that bound a whole exchange themselves (the commit
-    path): redis-py then skips its per-command timers, a task per send among them."""
+    path, under `asyncio.timeout`): redis-py then skips its per-command timers, a task per send
+    among them."""
     options: dict[str, object] = {
         "max_connections": MAX_CONNECTIONS,
         "timeout": POOL_TIMEOUT_S,
@@ -36,7 +54,7 @@ def make_pool(
     }
     if settings.redis_password is not None:
         options["password"] = settings.redis_password
-    return BlockingConnectionPool.from_url(settings.redis_url, **options)
+    return _CutShortSafePool.from_url(settings.redis_url, **options)
 
 
 def make_client(pool: BlockingConnectionPool) -> Redis:

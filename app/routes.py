@@ -17,17 +17,20 @@ from starlette.routing import Route
 from app import amounts, metrics, openapi
 from app.add_request import read_add_request
 from app.errors import ApiError, unavailable
-from app.group_commit import RESOLVE_GRACE_S, GroupCommitter
+from app.group_commit import GroupCommitter
 from app.json_body import encode
 from app.ledger import timestamp
-from app.pending_add import Committed
-from app.settings import Settings
+from app.pending_add import Committed, Others
+from app.settings import RESOLVE_GRACE_S, Settings
 
 log = logging.getLogger("abacus.api")
 
 # The header nginx sets on every proxied request (overwriting any client's) with its $request_id,
 # which stays the same when nginx passes a request on to another node.
 RETRY_KEY_HEADER = "x-abacus-retry-key"
+# Set by nginx with the retry key: "first" on a request's first try, "retry" when nginx passes it
+# on after a node failed.
+BALANCER_TRY_HEADER = "x-abacus-try"
 _RETRY_KEY = re.compile(r"[0-9A-Za-z]{1,64}")
 HEALTH_TIMEOUT_S = 1.0
 READ_TRIES = 3
@@ -50,16 +53,35 @@ async def add_number(request: Request) -> Response:
     add_request = await read_add_request(request)
     retry_key = request.headers.get(RETRY_KEY_HEADER)
     peer = request.client.host if request.client else None
+    balancer = bool(retry_key) and settings.is_trusted_proxy(peer)
     if add_request.idempotency_key is not None:
-        record_key = settings.record_key("idem", add_request.idempotency_key)
-        ttl = settings.idempotency_ttl_s
-    elif retry_key and _RETRY_KEY.fullmatch(retry_key) and settings.is_trusted_proxy(peer):
-        record_key = settings.record_key("retry", retry_key)
-        ttl = settings.retry_key_ttl_s
+        # The client may send the key again, to any node, while this request is in flight.
+        add = committer.submit(
+            add_request.number,
+            settings.record_key("idem", add_request.idempotency_key),
+            settings.idempotency_ttl_s,
+            others=Others.SAME_KEY,
+            client_key=True,
+        )
+    elif balancer and retry_key and _RETRY_KEY.fullmatch(retry_key):
+        # nginx sends the same key on every try of a request; it marks the first one, which no
+        # other node can be carrying yet.
+        first = request.headers.get(BALANCER_TRY_HEADER) == "first"
+        add = committer.submit(
+            add_request.number,
+            settings.record_key("retry", retry_key),
+            settings.retry_key_ttl_s,
+            others=Others.NONE if first else Others.SAME_KEY,
+        )
     else:
-        record_key = None  # a record of its own, only to learn the outcome of a lost EXEC
-        ttl = int(settings.add_deadline_s + RESOLVE_GRACE_S) + 60
-    add = committer.submit(add_request.number, record_key, ttl)
+        # A record of its own, only to learn the outcome of a lost EXEC. A retry key we cannot
+        # trust still says that the balancer may pass this add to other nodes.
+        add = committer.submit(
+            add_request.number,
+            None,
+            int(settings.add_deadline_s + RESOLVE_GRACE_S) + 60,
+            others=Others.UNSEEN if retry_key else Others.NONE,
+        )
     # A client that goes away cancels only this future: the lane answers the add all the same.
     outcome = await add.future
     request.state.log_fields = {

@@ -11,6 +11,15 @@ from pathlib import Path
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
+DEFAULT_ADD_DEADLINE_MS = 3000
+# After its deadline an add may still be *resolved* (its lost EXEC learnt, a fence written) for
+# this long; then it is answered whatever Redis does. nginx's proxy_read_timeout must be longer
+# than deadline + grace (the local stack refuses a shorter one), so nginx never passes on an add
+# a node is still deciding.
+RESOLVE_GRACE_S = 0.8
+# Longer than nginx may still pass a request on to another node (its 8 s read timeout, then 20 s
+# of retries) plus a deadline and grace: the retry key's record, or its fence, outlives every try.
+DEFAULT_RETRY_KEY_TTL_S = 120
 LOG_FORMATS = ("json", "text")
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
@@ -64,7 +73,7 @@ class Settings:
                 raise SettingsError(
                     f"REDIS_PASSWORD_FILE: cannot read {password_file}: {exc}"
                 ) from exc
-        deadline_ms = _int(env, "ABACUS_ADD_DEADLINE_MS", 3000, minimum=50)
+        deadline_ms = _int(env, "ABACUS_ADD_DEADLINE_MS", DEFAULT_ADD_DEADLINE_MS, minimum=50)
         return cls(
             node_id=env.get("NODE_ID") or socket.gethostname(),
             redis_url=env.get("REDIS_URL") or "redis://127.0.0.1:6379/0",
@@ -75,7 +84,9 @@ class Settings:
             max_batch=_int(env, "ABACUS_MAX_BATCH", 256, minimum=1),
             trusted_proxies=_networks(env.get("ABACUS_TRUSTED_PROXIES", "")),
             idempotency_ttl_s=_int(env, "ABACUS_IDEMPOTENCY_TTL_S", 86400, minimum=1),
-            retry_key_ttl_s=_int(env, "ABACUS_RETRY_KEY_TTL_S", 120, minimum=30),
+            retry_key_ttl_s=_int(
+                env, "ABACUS_RETRY_KEY_TTL_S", DEFAULT_RETRY_KEY_TTL_S, minimum=30
+            ),
             log_level=_choice(env, "LOG_LEVEL", "info", LOG_LEVELS),
             log_format=_choice(env, "LOG_FORMAT", "json", LOG_FORMATS),
         )

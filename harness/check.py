@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import random
 import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -53,8 +55,15 @@ def run_check(
     seed: int | None = None,
     progress: bool = False,
     search_budget: int = DEFAULT_SEARCH_BUDGET,
+    stop: threading.Event | None = None,
+    on_done: Callable[[Operation], None] | None = None,
 ) -> CheckReport:
     """Fire `adds` adds and about `read_ratio` reads per add at `url`, then judge the history.
+
+    With `stop`, the run fires until `stop` is set (or all `adds` are spent, so `adds` is then
+    the most it fires): load that must outlast an event, however fast the machine. Operations
+    never started are left out of the history and the judgement. `on_done` is called, from the
+    firing threads, with each operation as it finishes.
 
     Raises CannotRun when the server cannot be reached, the reset is refused, or the starting
     sum cannot be read; ValueError on nonsensical arguments.
@@ -82,8 +91,15 @@ def run_check(
                 f"the current sum {start_sum} leaves no room for {adds} adds below the API's "
                 "bound of 10^30; use --reset"
             )
+        # All `adds` are planned even when `stop` may end the run early: the addends' tags are
+        # spaced for the whole plan, which keeps any subset of them exactly decidable.
         operations = plan(adds, read_ratio, random.Random(seed), keyed=resolve_unknown)
-        elapsed = _fire_with_progress(url, operations, concurrency, timeout, progress)
+        elapsed = _fire_with_progress(
+            url, operations, concurrency, timeout, progress, stop=stop, on_done=on_done
+        )
+        if stop is not None:
+            notes.extend(_stopped_early(operations, adds))
+            operations = [op for op in operations if not math.isnan(op.start)]
         if resolve_unknown:
             notes.extend(_resolve_unknown(control, operations))
         final_sum = _final_sum(control, final_read_timeout)
@@ -132,7 +148,14 @@ def _describe(reply: Reply) -> str:
 
 
 def _fire_with_progress(
-    url: str, operations: list[Operation], concurrency: int, timeout: float, progress: bool
+    url: str,
+    operations: list[Operation],
+    concurrency: int,
+    timeout: float,
+    progress: bool,
+    *,
+    stop: threading.Event | None,
+    on_done: Callable[[Operation], None] | None,
 ) -> float:
     lock = threading.Lock()
     with tqdm(
@@ -144,11 +167,28 @@ def _fire_with_progress(
         leave=False,
     ) as bar:
 
-        def tick(_: Operation) -> None:
+        def tick(op: Operation) -> None:
             with lock:
                 bar.update(1)
+            if on_done is not None:
+                on_done(op)
 
-        return fire(url, operations, concurrency=concurrency, timeout=timeout, on_done=tick)
+        return fire(
+            url, operations, concurrency=concurrency, timeout=timeout, on_done=tick, stop=stop
+        )
+
+
+def _stopped_early(operations: list[Operation], planned: int) -> list[str]:
+    fired = sum(op.kind is Kind.ADD and not math.isnan(op.start) for op in operations)
+    if fired == planned:
+        return [f"all {planned} planned adds were fired before the run was told to stop"]
+    return [f"told to stop after {fired} of {planned} planned adds"]
+
+
+# Answers to a keyed add that say it never counted and never will: the service gives them only
+# once a fence under the key has committed (docs: truthful answers), so they settle an unknown
+# add too. Anything else (a 429, another 503, a timeout) leaves it unknown.
+NEVER_COUNTED = frozenset({"idempotency_key_refused", "unavailable", "sum_out_of_range"})
 
 
 def _resolve_unknown(control: AbacusClient, operations: list[Operation]) -> list[str]:
@@ -156,14 +196,17 @@ def _resolve_unknown(control: AbacusClient, operations: list[Operation]) -> list
 
     A 200 settles it either way: a replay carries the first application's new_sum, a fresh
     answer means the first attempt never took effect and this one did. Either way the add
-    happened once, somewhere between its first invocation and this answer.
+    happened once, somewhere between its first invocation and this answer. A refusal in
+    NEVER_COUNTED settles it as not applied.
     """
     pending = [op for op in operations if op.kind is Kind.ADD and op.outcome is Outcome.UNKNOWN]
     settled = 0
     for op in pending:
         assert op.number is not None
         reply = control.add(op.number, key=op.key)
-        if reply.outcome is Outcome.OK and reply.value is not None:
+        applied = reply.outcome is Outcome.OK and reply.value is not None
+        refused = reply.outcome is Outcome.FAILED and reply.error in NEVER_COUNTED
+        if applied or refused:
             op.end = time.monotonic()
             record(op, reply)
             op.resolved = True

@@ -22,22 +22,29 @@ def fire(
     concurrency: int,
     timeout: float,
     on_done: Callable[[Operation], None] | None = None,
+    stop: threading.Event | None = None,
 ) -> float:
-    """Perform every operation, `concurrency` at a time; returns the wall time taken.
+    """Perform the operations in order, `concurrency` at a time; returns the wall time taken.
 
-    On KeyboardInterrupt the workers stop taking new operations, the ones in flight finish
-    (within `timeout`), and the interrupt propagates; unstarted operations stay INVOKED.
+    Once `stop` is set (if given) the workers take no new operation and the ones in flight
+    finish, so the operations performed are always a prefix of `operations`: a caller can keep
+    load up until some event instead of for a fixed count. On KeyboardInterrupt the same
+    happens and the interrupt propagates. Operations never started stay INVOKED.
     """
     if concurrency < 1:
         raise ValueError("concurrency must be at least 1")
     next_index = iter(range(len(operations)))
     lock = threading.Lock()
-    stop = threading.Event()
+    interrupted = threading.Event()
 
     def take() -> Operation | None:
+        # Checked under the lock: once one take is refused every later one is, so the
+        # operations performed are a prefix of the plan.
         with lock:
+            if interrupted.is_set() or (stop is not None and stop.is_set()):
+                return None
             i = next(next_index, None)
-        return None if i is None or stop.is_set() else operations[i]
+        return None if i is None else operations[i]
 
     def work() -> None:
         with AbacusClient(url, timeout=timeout) as client:
@@ -53,7 +60,7 @@ def fire(
             for future in futures:
                 future.result()
         except BaseException:
-            stop.set()
+            interrupted.set()
             raise
     return time.monotonic() - began
 

@@ -10,16 +10,53 @@ import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from app.settings import DEFAULT_ADD_DEADLINE_MS, DEFAULT_RETRY_KEY_TTL_S, RESOLVE_GRACE_S
+from local_stack.errors import StackError
+
 ROOT = Path(__file__).resolve().parents[1]
 MAIN_CONF = ROOT / "nginx" / "nginx.conf"
 TEMPLATE = ROOT / "nginx" / "templates" / "abacus.conf.template"
 
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
+DEFAULT_ADD_DEADLINE_S = DEFAULT_ADD_DEADLINE_MS / 1000
 # Passive health: a node that fails once is left out for this long.
 FAIL_TIMEOUT_S = 2
 DEFAULT_RATE_LIMIT = 1000
 DEFAULT_RATE_BURST = 2000
+CLIENT_BODY_TIMEOUT_S = 10.0
+PROXY_READ_TIMEOUT_S = 8.0
+# A node answers an add by its deadline plus the resolve grace; nginx must wait longer than that,
+# by this much more for the answer's way back on a loaded machine, before it passes the add on.
+PROXY_READ_MARGIN_S = 1.0
+# The template's proxy_next_upstream_timeout: how long nginx keeps passing a request on after
+# its first try failed.
+NEXT_UPSTREAM_TIMEOUT_S = 20.0
+
+
+def check_timing(
+    proxy_read_timeout_s: float, add_deadline_s: float, retry_key_ttl_s: float
+) -> None:
+    """Refuse a balancer that would give up on a node still deciding an add (the retry it sends
+    elsewhere would race the first node's answer), or that could pass a request on after its
+    retry key's record (or fence) has expired."""
+    needed = add_deadline_s + RESOLVE_GRACE_S + PROXY_READ_MARGIN_S
+    if proxy_read_timeout_s <= needed:
+        raise StackError(
+            f"the balancer's proxy read timeout ({proxy_read_timeout_s:g} s) must exceed the add "
+            f"deadline ({add_deadline_s:g} s) + resolve grace ({RESOLVE_GRACE_S:g} s) + "
+            f"{PROXY_READ_MARGIN_S:g} s"
+        )
+    passing_on = proxy_read_timeout_s + NEXT_UPSTREAM_TIMEOUT_S + add_deadline_s + RESOLVE_GRACE_S
+    if retry_key_ttl_s < passing_on:
+        raise StackError(
+            f"ABACUS_RETRY_KEY_TTL_S ({retry_key_ttl_s:g} s) must be at least the time nginx may "
+            f"still pass a request on and a node commit it ({passing_on:g} s)"
+        )
+
+
+def _duration(seconds: float) -> str:
+    return f"{round(seconds * 1000)}ms"
 
 
 def render(template: str, env: Mapping[str, str]) -> str:
@@ -44,7 +81,12 @@ def local_env(
     rate_limit: bool,
     rate_per_s: int = DEFAULT_RATE_LIMIT,
     rate_burst: int = DEFAULT_RATE_BURST,
+    add_deadline_s: float = DEFAULT_ADD_DEADLINE_S,
+    retry_key_ttl_s: float = DEFAULT_RETRY_KEY_TTL_S,
+    proxy_read_timeout_s: float = PROXY_READ_TIMEOUT_S,
+    client_body_timeout_s: float = CLIENT_BODY_TIMEOUT_S,
 ) -> dict[str, str]:
+    check_timing(proxy_read_timeout_s, add_deadline_s, retry_key_ttl_s)
     return {
         "ABACUS_LISTEN": f"127.0.0.1:{listen_port}",
         "ABACUS_UPSTREAM_SERVERS": upstream_servers([f"127.0.0.1:{p}" for p in node_ports]),
@@ -53,6 +95,8 @@ def local_env(
         "ABACUS_RATE_LIMIT": str(rate_per_s),
         "ABACUS_RATE_BURST": str(rate_burst),
         "ABACUS_RATE_LIMIT_ENABLED": "on" if rate_limit else "off",
+        "ABACUS_PROXY_READ_TIMEOUT": _duration(proxy_read_timeout_s),
+        "ABACUS_CLIENT_BODY_TIMEOUT": _duration(client_body_timeout_s),
     }
 
 

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from app.settings import DEFAULT_RETRY_KEY_TTL_S
 from local_stack import binaries, nginx_config, ports, processes
 from local_stack import redis_server as redis_servers
 from local_stack.errors import StackError
@@ -47,6 +48,22 @@ class StackConfig:
     rate_burst: int = nginx_config.DEFAULT_RATE_BURST
     # Extra environment for the nodes (the spec's settings, e.g. ABACUS_MAX_BATCH).
     node_env: dict[str, str] = field(default_factory=dict)
+    # The balancer's two slow waits: fault tests shorten them instead of sleeping 10 s.
+    proxy_read_timeout_s: float = nginx_config.PROXY_READ_TIMEOUT_S
+    client_body_timeout_s: float = nginx_config.CLIENT_BODY_TIMEOUT_S
+
+    def _node_setting(self, name: str) -> str | None:
+        return self.node_env.get(name) or os.environ.get(name) or None
+
+    @property
+    def add_deadline_s(self) -> float:
+        raw = self._node_setting("ABACUS_ADD_DEADLINE_MS")
+        return int(raw) / 1000 if raw else nginx_config.DEFAULT_ADD_DEADLINE_S
+
+    @property
+    def retry_key_ttl_s(self) -> float:
+        raw = self._node_setting("ABACUS_RETRY_KEY_TTL_S")
+        return int(raw) if raw else float(DEFAULT_RETRY_KEY_TTL_S)
 
     @property
     def node_ports(self) -> list[int]:
@@ -226,6 +243,10 @@ class LocalStack:
             rate_limit=self.config.rate_limit,
             rate_per_s=self.config.rate_per_s,
             rate_burst=self.config.rate_burst,
+            add_deadline_s=self.config.add_deadline_s,
+            retry_key_ttl_s=self.config.retry_key_ttl_s,
+            proxy_read_timeout_s=self.config.proxy_read_timeout_s,
+            client_body_timeout_s=self.config.client_body_timeout_s,
         )
         main = nginx_config.write_prefix(prefix, env)
         pid_file = prefix / "nginx.pid"

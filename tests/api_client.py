@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import weakref
 from dataclasses import dataclass
 from decimal import Decimal
@@ -81,3 +82,27 @@ class Api:
     def close_all(cls) -> None:
         for api in list(cls._open):
             api.close()
+
+
+@dataclass
+class TimedAdd:
+    """One add by a client of its own, and how long its answer took."""
+
+    number: int
+    key: str | None
+    reply: Reply
+    seconds: float
+
+    @property
+    def error(self) -> str | None:
+        return None if self.reply.status == 200 else str(self.reply.body["error"])
+
+
+def timed_add(url: str, number: int, key: str | None, timeout: float = 30.0) -> TimedAdd:
+    api = Api(url, timeout=timeout)
+    try:
+        started = time.monotonic()
+        reply = api.add(number, key=key)
+        return TimedAdd(number, key, reply, time.monotonic() - started)
+    finally:
+        api.close()

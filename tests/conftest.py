@@ -1,7 +1,9 @@
 """Fixtures: real local stacks (redis-server, Gunicorn nodes, nginx) on free ports.
 
-`stack` is one stack shared by the session (tests reset the sum first); `make_stack` starts a
-fresh one for a test that breaks things (kills a node, stops Redis) and stops it afterwards.
+`stack` is one stack shared by the session (tests reset the sum first), started by the first
+test that asks for it; `make_stack` starts a fresh one for a test that breaks things (kills a
+node, stops Redis) and stops it afterwards. Each fails a test not marked `stack` before it starts
+anything (see tests/stack_marker.py).
 """
 
 from __future__ import annotations
@@ -12,10 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from local_stack import LocalStack, StackConfig, binaries, processes, redis_server
+from local_stack import LocalStack, StackConfig, binaries, nginx_config, processes, redis_server
 from local_stack.ports import free_ports
 from local_stack.processes import Process
 from tests.api_client import ADMIN_TOKEN, Api
+from tests.stack_marker import require_stack_marker
 
 
 def stack_config(
@@ -23,6 +26,7 @@ def stack_config(
     nodes: int = 3,
     redis_url: str | None = None,
     rate: tuple[int, int] | None = None,
+    proxy_read_timeout_s: float = nginx_config.PROXY_READ_TIMEOUT_S,
     **node_env: str,
 ) -> StackConfig:
     """A stack on free ports; `rate` = (per second, burst) turns the balancer's limit on."""
@@ -33,35 +37,65 @@ def stack_config(
         rate_limit=rate is not None,
         rate_per_s=rate[0] if rate else 1,
         rate_burst=rate[1] if rate else 1,
+        proxy_read_timeout_s=proxy_read_timeout_s,
         node_env={"ABACUS_ADMIN_TOKEN": ADMIN_TOKEN, **node_env},
     )
 
 
+class SharedStack:
+    """The session's one stack, started on first use: a session fixture cannot see which test
+    asks for it, so the function-scoped `stack` checks the marker and then asks this."""
+
+    def __init__(self, tmp_path_factory: pytest.TempPathFactory) -> None:
+        self._tmp_path_factory = tmp_path_factory
+        self._running: LocalStack | None = None
+
+    def get(self) -> LocalStack:
+        if self._running is None:
+            running = LocalStack(stack_config(self._tmp_path_factory.mktemp("stack")))
+            running.up()
+            self._running = running
+        return self._running
+
+    def down(self) -> None:
+        if self._running is not None:
+            self._running.down()
+            self._running = None
+
+
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    running = LocalStack(stack_config(tmp_path_factory.mktemp("stack")))
-    running.up()
+def shared_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedStack]:
+    shared = SharedStack(tmp_path_factory)
     try:
-        yield running
+        yield shared
     finally:
-        running.down()
+        shared.down()
+
+
+@pytest.fixture
+def stack(request: pytest.FixtureRequest, shared_stack: SharedStack) -> LocalStack:
+    require_stack_marker(request, "stack")
+    return shared_stack.get()
 
 
 StackFactory = Callable[..., LocalStack]
 
 
 @pytest.fixture
-def make_stack(tmp_path: Path) -> Iterator[StackFactory]:
+def make_stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StackFactory]:
+    require_stack_marker(request, "make_stack")
     started: list[LocalStack] = []
 
     def start(
         nodes: int = 3,
         redis_url: str | None = None,
         rate: tuple[int, int] | None = None,
+        proxy_read_timeout_s: float = nginx_config.PROXY_READ_TIMEOUT_S,
         **node_env: str,
     ) -> LocalStack:
         directory = tmp_path / f"stack{len(started)}"
-        running = LocalStack(stack_config(directory, nodes, redis_url, rate, **node_env))
+        config = stack_config(directory, nodes, redis_url, rate, proxy_read_timeout_s, **node_env)
+        running = LocalStack(config)
         started.append(running)
         running.up()
         return running
@@ -84,8 +118,11 @@ def api(stack: LocalStack) -> Iterator[Api]:
 
 
 @pytest.fixture
-def standalone_redis(tmp_path: Path) -> Iterator[tuple[int, Process]]:
+def standalone_redis(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[tuple[int, Process]]:
     """A redis-server of the test's own, outside any stack (port, process)."""
+    require_stack_marker(request, "standalone_redis")
     (port,) = free_ports(1)
     data = tmp_path / "redis-data"
     data.mkdir()

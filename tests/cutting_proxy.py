@@ -10,54 +10,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import threading
 from collections.abc import Iterator
 
-EXEC = b"*1\r\n$4\r\nEXEC\r\n"
+from tests.tcp_proxy import EXEC, TcpProxy
 
 
-class CuttingProxy:
+class CuttingProxy(TcpProxy):
     def __init__(self, upstream_port: int, every: int, modes: tuple[str, ...]) -> None:
-        self.upstream_port = upstream_port
+        super().__init__(upstream_port)
         self.every = every
         self.modes = itertools.cycle(modes)
         self.execs = 0
         self.cuts: list[str] = []
-        self.port = 0
-        self._loop = asyncio.new_event_loop()
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._server: asyncio.Server | None = None
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        self._server = self._loop.run_until_complete(
-            asyncio.start_server(self._handle, "127.0.0.1", 0)
-        )
-        self.port = self._server.sockets[0].getsockname()[1]
-        self._ready.set()
-        self._loop.run_forever()
-
-    def start(self) -> CuttingProxy:
-        self._thread.start()
-        self._ready.wait(5)
-        return self
-
-    def stop(self) -> None:
-        async def close() -> None:
-            if self._server is not None:
-                self._server.close()
-            for task in asyncio.all_tasks():
-                if task is not asyncio.current_task():
-                    task.cancel()
-
-        asyncio.run_coroutine_threadsafe(close(), self._loop).result(5)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5)
-        self._loop.close()
 
     async def _handle(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
-        server_r, server_w = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+        server_r, server_w = await self._open_upstream(client_w)
         cut_after = asyncio.Event()
 
         async def client_to_server() -> None:
@@ -93,8 +60,7 @@ class CuttingProxy:
             pass
         finally:
             downstream.cancel()
-            for writer in (client_w, server_w):
-                writer.transport.abort()
+            self._close(client_w, server_w)
             with contextlib.suppress(asyncio.CancelledError, ConnectionError):
                 await downstream
 

@@ -10,6 +10,8 @@ The faults:
 - `AppliedTwice`: every `every`-th add is applied twice.
 - `WrongNewSum`: the stored sum is right, but every `every`-th add reports a new_sum off by one.
 - `StaleRead`: reads come from a cache refreshed only every `refresh_every`-th read.
+- `RefusedButCounted`: every `every`-th add is applied, then answered 503 `unavailable`
+  ("nothing changed"): the lie a stalled Redis plus a balancer retry used to tell.
 `Correct` holds a lock around each add, as a correct server must.
 """
 
@@ -54,9 +56,37 @@ class Counter:
             replaced, self.sum = self.sum, Decimal(0)
             return replaced
 
+    def refusal(self, key: str | None) -> tuple[int, str] | None:
+        """An error (status, code) to answer instead of applying an add with this key."""
+        return None
+
 
 class Correct(Counter):
     pass
+
+
+class FencesSomeKeys(Counter):
+    """Correct, and truthful the way Abacus is when it cannot commit: every `every`-th new key is
+    answered 503 `outcome_unknown` without counting, and its key fenced (409 from then on)."""
+
+    def __init__(self, every: int = 5) -> None:
+        super().__init__()
+        self.every = every
+        self.seen: set[str] = set()
+        self.fenced: set[str] = set()
+
+    def refusal(self, key: str | None) -> tuple[int, str] | None:
+        with self.lock:
+            if key is None:
+                return None
+            if key in self.fenced:
+                return 409, "idempotency_key_refused"
+            if key not in self.seen:
+                self.seen.add(key)
+                if len(self.seen) % self.every == 0:
+                    self.fenced.add(key)
+                    return 503, "outcome_unknown"
+            return None
 
 
 class LostUpdate(Counter):
@@ -103,6 +133,22 @@ class WrongNewSum(_EveryNth):
             return self.sum + 1 if wrong else self.sum
 
 
+class Refused(Exception):
+    """An add the server answers 503 `unavailable`, whatever it did with it."""
+
+
+class RefusedButCounted(_EveryNth):
+    def __init__(self, every: int = 25) -> None:
+        super().__init__(every)
+
+    def add(self, number: Decimal) -> Decimal:
+        with self.lock:
+            self.sum += number
+            if self._count_add():
+                raise Refused
+            return self.sum
+
+
 class StaleRead(Counter):
     def __init__(self, refresh_every: int = 50) -> None:
         super().__init__()
@@ -128,6 +174,7 @@ FAULTY: dict[str, type[Counter]] = {
     "add applied twice": AppliedTwice,
     "new_sum values fit no sequential order": WrongNewSum,
     "stale read": StaleRead,
+    "failed add applied": RefusedButCounted,
 }
 
 
@@ -207,10 +254,17 @@ class _Handler(BaseHTTPRequestHandler):
         if not isinstance(number, Decimal) or set(body) != {"number"}:
             self._error(422, "invalid_number", 'send exactly {"number": <number>}')
             return
+        refusal = self.server.counter.refusal(self.headers.get("Idempotency-Key"))
+        if refusal is not None:
+            self._error(*refusal, "refused")
+            return
         try:
             new_sum = self.server.counter.add(number)
         except InvalidOperation:
             self._error(422, "invalid_number", "not a usable number")
+            return
+        except Refused:
+            self._error(503, "unavailable", "nothing changed (not true: it counted)")
             return
         self._send(200, {"new_sum": new_sum, "added": number})
 

@@ -5,21 +5,17 @@ The node cannot tell the two apart; it must neither count an add twice nor lose 
 
 from __future__ import annotations
 
-import re
-from decimal import Decimal
-
-import requests
+import pytest
 
 from local_stack.processes import Process
+from tests.add_chain import assert_one_chain
 from tests.api_client import Api
 from tests.conftest import StackFactory
 from tests.cutting_proxy import cutting_proxy
 from tests.load import add_concurrently
+from tests.metrics_text import scrape, value
 
-
-def metric(text: str, name: str) -> float:
-    match = re.search(rf"^{name} ([0-9.e+]+)$", text, re.MULTILINE)
-    return float(match.group(1)) if match else 0.0
+pytestmark = pytest.mark.stack
 
 
 def test_cut_exec_neither_lost_nor_counted_twice(
@@ -34,15 +30,9 @@ def test_cut_exec_neither_lost_nor_counted_twice(
         assert "after" in proxy.cuts
         assert "before" in proxy.cuts
 
-        steps = sorted((r.body["new_sum"], r.body["added"]) for r in replies)
-        previous = Decimal(0)
-        for new_sum, added in steps:
-            assert new_sum - previous == added
-            previous = new_sum
+        assert_one_chain(replies)
         assert Api(stack.config.url).sum() == sum(range(1, 301))
 
-        node_metrics = requests.get(
-            f"http://127.0.0.1:{stack.config.node_port}/metrics", timeout=5
-        ).text
-        assert metric(node_metrics, "abacus_ambiguous_commits_total") > 0
-        assert metric(node_metrics, "abacus_adds_committed_total") == 300
+        node_metrics = scrape(stack.config.node_port)
+        assert value(node_metrics, "abacus_ambiguous_commits_total") > 0
+        assert value(node_metrics, "abacus_adds_committed_total") == 300

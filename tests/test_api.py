@@ -1,30 +1,22 @@
-"""Every endpoint's shape and every error row of the spec, through the balancer."""
+"""Every endpoint's shape and each kind of error, through the balancer."""
 
 from __future__ import annotations
 
 import re
-import time
 from datetime import datetime
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
 from local_stack import LocalStack
 from tests.api_client import Api
+from tests.request_tables import MALFORMED as ALL_MALFORMED
+from tests.request_tables import one_per_code
+from tests.waiting import wait_for_log
+
+pytestmark = pytest.mark.stack
 
 NODE_IDS = {"node-1", "node-2", "node-3"}
-JSON = {"Content-Type": "application/json"}
-
-
-def wait_for_log(path: Path, text: str, timeout: float = 5.0) -> bool:
-    """The access line is written just after the response is sent: give it a moment."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if text in path.read_text():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def assert_timestamp(value: str) -> None:
@@ -162,58 +154,8 @@ def test_metrics_are_not_exposed_by_the_balancer(api: Api, stack: LocalStack) ->
 
 
 # Each row: body, extra headers, status, error code. None of them may change the sum.
-MALFORMED: list[tuple[str | bytes, dict[str, str], int, str]] = [
-    (b"x" * 1025, JSON, 413, "body_too_large"),
-    ('{"number": 1}', {"Content-Type": "text/plain"}, 415, "unsupported_media_type"),
-    ('{"number": 1}', {}, 415, "unsupported_media_type"),
-    (
-        '{"number": 1}',
-        {"Content-Type": "application/x-www-form-urlencoded"},
-        415,
-        "unsupported_media_type",
-    ),
-    (
-        '{"number": 1}',
-        {"Content-Type": "application/json; charset=latin-1"},
-        415,
-        "unsupported_media_type",
-    ),
-    ("", JSON, 400, "invalid_json"),
-    ("{", JSON, 400, "invalid_json"),
-    ("number=1", JSON, 400, "invalid_json"),
-    ('{"number": NaN}', JSON, 400, "invalid_json"),
-    ('{"number": Infinity}', JSON, 400, "invalid_json"),
-    ('{"number": -Infinity}', JSON, 400, "invalid_json"),
-    ('{"number": 1, "number": 2}', JSON, 400, "invalid_json"),
-    ('{"number": 01}', JSON, 400, "invalid_json"),
-    ('{"number": .5}', JSON, 400, "invalid_json"),
-    ('{"number": 1.}', JSON, 400, "invalid_json"),
-    ('{"number": +1}', JSON, 400, "invalid_json"),
-    ('{"number": 0x10}', JSON, 400, "invalid_json"),
-    (b'{"number": 1\xff}', JSON, 400, "invalid_json"),
-    ("[" * 1000, JSON, 400, "invalid_json"),
-    ("[" * 500 + "]" * 500, JSON, 422, "invalid_body"),
-    ('{"number": ' + '{"a": ' * 40 + "1" + "}" * 41, JSON, 422, "invalid_number"),
-    ("{'number': 1}", JSON, 400, "invalid_json"),
-    ('{"number": 1}', {**JSON, "Idempotency-Key": ""}, 400, "invalid_idempotency_key"),
-    ('{"number": 1}', {**JSON, "Idempotency-Key": "a b"}, 400, "invalid_idempotency_key"),
-    ('{"number": 1}', {**JSON, "Idempotency-Key": "k" * 256}, 400, "invalid_idempotency_key"),
-    ("[1]", JSON, 422, "invalid_body"),
-    ("1", JSON, 422, "invalid_body"),
-    ('"1"', JSON, 422, "invalid_body"),
-    ("null", JSON, 422, "invalid_body"),
-    ("{}", JSON, 422, "invalid_body"),
-    ('{"number": 1, "extra": 2}', JSON, 422, "invalid_body"),
-    ('{"Number": 1}', JSON, 422, "invalid_body"),
-    ('{"number": "1"}', JSON, 422, "invalid_number"),
-    ('{"number": true}', JSON, 422, "invalid_number"),
-    ('{"number": null}', JSON, 422, "invalid_number"),
-    ('{"number": [1]}', JSON, 422, "invalid_number"),
-    ('{"number": {"value": 1}}', JSON, 422, "invalid_number"),
-    ('{"number": 1e30}', JSON, 422, "number_out_of_range"),
-    ('{"number": 0.0000000000000000001}', JSON, 422, "number_out_of_range"),
-    ('{"number": 1' + "0" * 900 + "}", JSON, 422, "number_out_of_range"),
-]
+# Every row runs in process (tests/unit/test_add_request.py); through nginx, one of each code.
+MALFORMED = one_per_code(ALL_MALFORMED)
 
 
 @pytest.mark.parametrize(

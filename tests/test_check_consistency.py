@@ -15,7 +15,7 @@ from harness.check import plan, run_check
 from harness.client import CannotRun, classify
 from harness.history import Kind, Outcome
 from harness.report import check_json, render_check
-from tests.faulty_servers import FAULTY, Correct, serve
+from tests.faulty_servers import FAULTY, Correct, FencesSomeKeys, serve
 from tests.script_runner import run_script
 
 ADDS = 240
@@ -73,6 +73,21 @@ def test_resolve_unknown_sends_idempotency_keys(correct_url: str) -> None:
     report = run_check(correct_url, adds=20, concurrency=2, reset=True, resolve_unknown=True)
     assert report.verdict.consistent
     assert all(op.key for op in report.history.of(Kind.ADD))
+
+
+def test_resolve_unknown_settles_a_fenced_key_as_not_applied() -> None:
+    with serve(FencesSomeKeys(every=5)) as url:
+        report = run_check(url, adds=50, concurrency=2, reset=True, resolve_unknown=True)
+    adds = report.history.of(Kind.ADD)
+    settled = [op for op in adds if op.resolved]
+    assert len(settled) == 10, "every fifth key was left unknown, then asked again"
+    assert all(op.outcome is Outcome.FAILED for op in settled)
+    assert {op.error for op in settled} == {"idempotency_key_refused"}
+    verdict = report.verdict
+    assert verdict.consistent, verdict.violations
+    assert verdict.unknown == 0
+    assert verdict.final_sum == verdict.expected_sum
+    assert report.exit_code == 0
 
 
 @pytest.mark.parametrize(("ratio", "reads"), [(0, 0), (0.25, 25), (1, 100), (2.5, 250)])

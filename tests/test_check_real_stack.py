@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import pytest
+
 from harness.check import run_check
 from harness.history import Kind, Outcome
 from harness.judge import Method
 from local_stack import LocalStack
 from tests.api_client import ADMIN_TOKEN
+
+pytestmark = pytest.mark.stack
 
 
 def test_real_stack_is_consistent_at_concurrency_64(stack: LocalStack) -> None:

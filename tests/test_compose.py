@@ -33,10 +33,11 @@ import pytest
 import yaml
 
 import redis
-from app.settings import Settings
-from local_stack import nginx_config
+from app.settings import DEFAULT_ADD_DEADLINE_MS, DEFAULT_RETRY_KEY_TTL_S, Settings
+from local_stack import StackError, nginx_config
 from local_stack.ports import free_ports
 from local_stack.stack import GUNICORN_CONF
+from tests.stack_marker import require_stack_marker
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = ROOT / "compose.yaml"
@@ -400,7 +401,8 @@ class RedisRun:
 
 
 @pytest.fixture
-def redis_run(compose: dict[str, Any], tmp_path: Path) -> RedisRun:
+def redis_run(request: pytest.FixtureRequest, compose: dict[str, Any], tmp_path: Path) -> RedisRun:
+    require_stack_marker(request, "redis_run")
     if shutil.which("redis-server") is None or shutil.which("redis-cli") is None:
         pytest.skip("redis-server is not installed (make test installs it)")
     return RedisRun(compose, tmp_path)
@@ -420,6 +422,7 @@ def wait_for_redis(run: RedisRun, process: subprocess.Popen[bytes], password: st
     raise AssertionError("redis-server did not answer within 10 s")
 
 
+@pytest.mark.stack
 def test_redis_starts_from_its_compose_command_with_the_secret_as_password(
     redis_run: RedisRun,
 ) -> None:
@@ -448,6 +451,7 @@ def test_redis_starts_from_its_compose_command_with_the_secret_as_password(
             process.wait()
 
 
+@pytest.mark.stack
 @pytest.mark.parametrize("password", ["", "\n", "two words", 'a"quote', "a\\backslash"])
 def test_redis_refuses_a_password_redis_conf_cannot_hold(
     redis_run: RedisRun, password: str
@@ -666,6 +670,7 @@ def nginx_version(binary: str) -> tuple[int, ...]:
     return tuple(int(part) for part in match.groups())
 
 
+@pytest.mark.stack
 def test_the_nginx_config_compose_renders_passes_nginx_t(
     compose: dict[str, Any], tmp_path: Path
 ) -> None:
@@ -1015,3 +1020,19 @@ def test_smoke_script_is_executable_bash() -> None:
     subprocess.run(["bash", "-n", str(SMOKE_SCRIPT)], check=True)
     if shutil.which("shellcheck"):
         subprocess.run(["shellcheck", str(SMOKE_SCRIPT)], check=True)
+
+
+def test_balancer_timing_fits_the_nodes_defaults(compose: dict[str, Any]) -> None:
+    """nginx must outwait an add's deadline plus grace, and the retry key must outlive nginx's
+    passing on: the same check the local stack makes before it starts nginx."""
+    nginx = environment(compose, "nginx")
+    node = environment(compose, "node1")
+    deadline_ms = node["ABACUS_ADD_DEADLINE_MS"] or str(DEFAULT_ADD_DEADLINE_MS)
+    ttl_s = node["ABACUS_RETRY_KEY_TTL_S"] or str(DEFAULT_RETRY_KEY_TTL_S)
+    nginx_config.check_timing(
+        seconds(nginx["ABACUS_PROXY_READ_TIMEOUT"]), int(deadline_ms) / 1000, float(ttl_s)
+    )
+    with pytest.raises(StackError, match="proxy read timeout"):
+        nginx_config.check_timing(int(deadline_ms) / 1000 + 1, int(deadline_ms) / 1000, 120)
+    with pytest.raises(StackError, match="ABACUS_RETRY_KEY_TTL_S"):
+        nginx_config.check_timing(seconds(nginx["ABACUS_PROXY_READ_TIMEOUT"]), 3, 30)

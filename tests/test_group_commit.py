@@ -4,36 +4,29 @@ cancelled requests leak nothing, and one transaction per request still works."""
 from __future__ import annotations
 
 import contextlib
-import re
 from concurrent.futures import ThreadPoolExecutor
-from decimal import Decimal
 
+import pytest
 import requests
 
 import redis
 from local_stack import LocalStack
-from tests.api_client import Api, Reply
+from tests.add_chain import assert_one_chain
+from tests.api_client import Api
 from tests.conftest import StackFactory
 from tests.load import add_concurrently
+from tests.metrics_text import scrape, value
+from tests.waiting import wait_for_pending_adds
+
+pytestmark = pytest.mark.stack
 
 
 def histogram(port: int) -> tuple[float, float, float]:
     """(count, sum, count of batches of one) of the batch-size histogram of one node."""
-    text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
-
-    def sample(name: str) -> float:
-        return sum(float(v) for v in re.findall(rf"^{name} ([0-9.e+]+)$", text, re.MULTILINE))
-
-    ones = sample(r'abacus_commit_batch_size_bucket\{le="1\.0"\}')
-    return sample("abacus_commit_batch_size_count"), sample("abacus_commit_batch_size_sum"), ones
-
-
-def assert_one_chain(replies: list[Reply]) -> Decimal:
-    previous = Decimal(0)
-    for new_sum, added in sorted((r.body["new_sum"], r.body["added"]) for r in replies):
-        assert new_sum - previous == added, "each add's new_sum is its own prefix total"
-        previous = new_sum
-    return previous
+    text = scrape(port)
+    ones = value(text, "abacus_commit_batch_size_bucket", le="1.0")
+    count = value(text, "abacus_commit_batch_size_count")
+    return count, value(text, "abacus_commit_batch_size_sum"), ones
 
 
 def test_batches_form_under_concurrency(api: Api, stack: LocalStack) -> None:
@@ -69,7 +62,8 @@ def test_cancelled_requests_leak_nothing(make_stack: StackFactory) -> None:
     def impatient_add(number: int) -> None:
         # The client gives up; the add is in the node's hands.
         with contextlib.suppress(requests.RequestException):
-            requests.post(f"{node}/abacus/number", json={"number": number}, timeout=0.2)
+            # 5 s to connect (the request must be sent), then gone after 0.2 s of waiting.
+            requests.post(f"{node}/abacus/number", json={"number": number}, timeout=(5, 0.2))
 
     cancelled = list(range(1, 61))
     for round_start in range(0, 60, 20):
@@ -79,6 +73,7 @@ def test_cancelled_requests_leak_nothing(make_stack: StackFactory) -> None:
     after = add_concurrently(node, [str(n) for n in range(100, 160)], clients=30)
     assert all(r.status == 200 for r in after), "the pool still has connections to give"
     total = sum(cancelled) + sum(range(100, 160))
+    assert wait_for_pending_adds([stack.config.node_port], 0), "the node answered every add"
     assert Api(node).sum() == total, "each cancelled add was applied once, none lost"
     assert len(client.client_list()) <= baseline + 8, "no connection leaked"
     client.close()

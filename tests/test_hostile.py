@@ -13,6 +13,8 @@ from local_stack.stack import health_status
 from tests.api_client import Api
 from tests.raw_http import exchange
 
+pytestmark = pytest.mark.stack
+
 JSON = "Content-Type: application/json\r\n"
 
 

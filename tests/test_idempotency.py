@@ -5,10 +5,18 @@ from __future__ import annotations
 import threading
 import uuid
 
+import pytest
+
 import redis
 from local_stack import LocalStack
 from tests.api_client import Api
 from tests.load import add_concurrently
+from tests.waiting import wait_for_pending_adds
+
+pytestmark = pytest.mark.stack
+
+# Writes stay paused until the test ends the pause itself; this only bounds a test that dies.
+PAUSE_MS = 60_000
 
 
 def fresh_key() -> str:
@@ -90,7 +98,8 @@ def test_retry_after_a_client_timeout_gets_the_first_response(stack: LocalStack)
     key = fresh_key()
     node = f"http://127.0.0.1:{stack.config.node_port}"
     client = redis.Redis.from_url(stack.config.effective_redis_url)
-    client.client_pause(1200, all=False)  # the add waits in the node past the client's patience
+    # The add waits in the node past the client's patience, until the test lets it commit.
+    client.client_pause(PAUSE_MS, all=False)
     impatient = Api(node, timeout=0.3)
     timed_out = threading.Event()
 
@@ -100,12 +109,16 @@ def test_retry_after_a_client_timeout_gets_the_first_response(stack: LocalStack)
         except Exception:
             timed_out.set()
 
-    thread = threading.Thread(target=first_attempt)
-    thread.start()
-    thread.join()
-    client.close()
+    try:
+        thread = threading.Thread(target=first_attempt)
+        thread.start()
+        thread.join()
+        assert wait_for_pending_adds([stack.config.node_port], 1), "the node holds the add"
+    finally:
+        client.client_unpause()
+        client.close()
     assert timed_out.is_set(), "the first attempt timed out on the client side"
-    retry = api.add(6, key=key)  # the pause ends, the first attempt commits, the retry replays
+    retry = api.add(6, key=key)  # the first attempt commits, the retry replays it
     assert retry.status == 200
     assert retry.body["new_sum"] == 6
     assert api.sum() == 6, "the sum moved once"

@@ -3,23 +3,18 @@
 from __future__ import annotations
 
 import json
-import re
-import time
 
-import requests
+import pytest
 
 from local_stack import LocalStack
 from tests.api_client import Api
 from tests.load import add_concurrently
+from tests.metrics_text import scrape, value
+from tests.waiting import wait_for_log
 
+pytestmark = pytest.mark.stack
 
-def scrape(port: int) -> str:
-    return requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
-
-
-def value(text: str, sample: str) -> float:
-    pattern = rf"^{re.escape(sample)} ([0-9.e+-]+)$"
-    return sum(float(m) for m in re.findall(pattern, text, re.MULTILINE))
+ANSWERED = {"method": "POST", "route": "/abacus/number", "status": "200"}
 
 
 def test_metrics_add_up_per_node_across_workers(api: Api, stack: LocalStack) -> None:
@@ -36,8 +31,9 @@ def test_metrics_add_up_per_node_across_workers(api: Api, stack: LocalStack) -> 
         committed = value(after, "abacus_adds_committed_total") - value(
             before[port], "abacus_adds_committed_total"
         )
-        ok = 'abacus_http_requests_total{method="POST",route="/abacus/number",status="200"}'
-        answered = value(after, ok) - value(before[port], ok)
+        answered = value(after, "abacus_http_requests_total", **ANSWERED) - value(
+            before[port], "abacus_http_requests_total", **ANSWERED
+        )
         node = stack.node_names()[index]
         assert committed == served[node], f"{node}: adds counted = adds acknowledged"
         assert answered == served[node]
@@ -51,9 +47,7 @@ def test_every_log_line_is_json_with_the_request_id(api: Api, stack: LocalStack)
     reply = api.add(1)
     request_id = reply.headers["X-Request-ID"]
     node_log = stack.log_path(reply.body["node_id"])
-    deadline = time.monotonic() + 5
-    while request_id not in node_log.read_text() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_for_log(node_log, request_id)  # written just after the response; asserted below
     records = [json.loads(line) for line in node_log.read_text().splitlines() if line.strip()]
     assert records, "the node logs"
     for record in records:

@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 import jsonschema
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -19,6 +20,8 @@ from app import amounts
 from app.openapi import DOCUMENT
 from local_stack import LocalStack
 from tests.api_client import ADMIN_TOKEN, Api
+
+pytestmark = pytest.mark.stack
 
 CONTENT_TYPES = [
     "application/json",

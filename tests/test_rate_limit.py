@@ -5,8 +5,12 @@ from __future__ import annotations
 import json
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+
 from tests.conftest import StackFactory
 from tests.raw_http import exchange
+
+pytestmark = pytest.mark.stack
 
 GET_SUM = b"GET /abacus/sum HTTP/1.1\r\nHost: abacus\r\nConnection: close\r\n\r\n"
 

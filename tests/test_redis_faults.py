@@ -1,7 +1,8 @@
 """Redis crashing, restarting, cutting connections, stalling and full: no acknowledged add lost.
 
 Adds may fail or end unknown while Redis is gone; the checker then judges the final sum as the
-acknowledged adds plus some subset of the unknown ones, never less and never an add twice.
+acknowledged adds plus some subset of the unknown ones, never less and never an add twice. The
+checker's load runs until the fault is over and some adds after it.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from decimal import Decimal
 
 import pytest
@@ -20,8 +20,8 @@ import redis
 from harness.check import CheckReport
 from harness.history import Kind, Outcome
 from local_stack import LocalStack
-from local_stack.stack import health_status
-from tests.api_client import Api, Reply
+from tests.api_client import Api, Reply, timed_add
+from tests.bounds import HEALTH_BOUND_S, RESOLVE_GRACE_S, SLACK_S
 from tests.conftest import StackFactory
 from tests.fault_support import (
     acknowledged_after,
@@ -30,12 +30,16 @@ from tests.fault_support import (
     background_check,
     counts,
     explain,
-    wait_for_adds,
 )
+from tests.waiting import PATIENCE_S, wait_all_healthy, wait_for_pending_adds
 
-# Slack over the spec's time bounds, for a loaded two-core machine.
-SLACK_S = 0.5
-HEALTH_BOUND_S = 1.5
+pytestmark = pytest.mark.stack
+
+# How long Redis stays down at least, once the clients have seen it gone.
+REDIS_DOWN_S = 1.0
+# How long the client-kill storm lasts, and how often it cuts every connection.
+STORM_S = 3.0
+STORM_EVERY_S = 0.05
 
 
 def fresh_key() -> str:
@@ -46,14 +50,6 @@ def redis_client(stack: LocalStack) -> redis.Redis:
     return redis.Redis.from_url(
         stack.config.effective_redis_url, socket_timeout=5, socket_connect_timeout=5
     )
-
-
-def wait_all_healthy(stack: LocalStack, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    for port in stack.config.node_ports:
-        while health_status(port) != 200:
-            assert time.monotonic() < deadline, f"node on {port} not healthy again"
-            time.sleep(0.1)
 
 
 def assert_fault_hit_and_recovered(report: CheckReport, stack: LocalStack, back: float) -> None:
@@ -68,16 +64,20 @@ def assert_fault_hit_and_recovered(report: CheckReport, stack: LocalStack, back:
 
 @pytest.mark.parametrize("stop", ["kill", "stop"])
 def test_redis_restart_in_the_middle_of_a_run(make_stack: StackFactory, stop: str) -> None:
-    """Redis SIGKILLed (or stopped gracefully) mid-run, started again from its files ~1 s later."""
+    """Redis SIGKILLed (or stopped gracefully) mid-run, started again from its files once the
+    clients have seen it gone, and at least ~1 s later."""
     stack = make_stack()
-    with background_check(stack, adds=5000, concurrency=32, seed=71) as run:
-        wait_for_adds(stack.config.url, 500, run)
+    with background_check(stack, concurrency=32, seed=71) as run:
+        run.wait_for_adds(500)
         assert not run.done()
         stack.redis(stop)
-        time.sleep(1.0)
+        down_at = time.monotonic()
+        run.wait_for_errors()
+        # The rest of this sleep is the fault: Redis down for at least REDIS_DOWN_S.
+        time.sleep(max(0.0, down_at + REDIS_DOWN_S - time.monotonic()))
         stack.redis("start")
         back = time.monotonic()
-        report = run.result()
+        report = run.finish(back)
 
     assert_consistent(report, stack)
     assert_fault_hit_and_recovered(report, stack, back)
@@ -91,26 +91,27 @@ def test_client_kill_storm_during_a_run(make_stack: StackFactory) -> None:
     stop = threading.Event()
 
     def storm() -> None:
-        ends = time.monotonic() + 3.0
+        ends = time.monotonic() + STORM_S
         while time.monotonic() < ends and not stop.is_set():
             # skipme: our own connection survives (and redis-py reconnects if it did not).
             with contextlib.suppress(redis.RedisError):
                 killed.append(int(killer.client_kill_filter(_type="normal", skipme=True)))
-            time.sleep(0.05)
+            time.sleep(STORM_EVERY_S)  # the fault's own pace, not a wait for anything
 
     with (
         contextlib.closing(killer),
-        background_check(stack, adds=3000, concurrency=32, seed=73) as run,
+        background_check(stack, concurrency=32, seed=73) as run,
     ):
-        wait_for_adds(stack.config.url, 200, run)
+        run.wait_for_adds(200)
         assert not run.done()
         storm_thread = threading.Thread(target=storm)
         storm_thread.start()
         try:
-            storm_thread.join(10)
+            storm_thread.join(STORM_S + PATIENCE_S)
         finally:
             stop.set()
-        report = run.result()
+            storm_thread.join()
+        report = run.finish(time.monotonic())
 
     assert sum(killed) > 0, "connections were cut"
     assert_exact_sum(report, stack)
@@ -119,24 +120,6 @@ def test_client_kill_storm_during_a_run(make_stack: StackFactory) -> None:
     # Redis stays reachable: a read on a cut connection is retried on a fresh one (without that,
     # about one read in six fails here).
     assert len(failed) <= len(reads) // 20, f"{len(failed)} of {len(reads)} reads failed"
-
-
-@dataclass
-class TimedAdd:
-    number: int
-    key: str
-    reply: Reply
-    seconds: float
-
-
-def timed_add(url: str, number: int, key: str) -> TimedAdd:
-    api = Api(url)
-    try:
-        started = time.monotonic()
-        reply = api.add(number, key=key)
-        return TimedAdd(number, key, reply, time.monotonic() - started)
-    finally:
-        api.close()
 
 
 def test_paused_writes_answer_503_by_the_deadline_then_service_resumes(
@@ -148,13 +131,22 @@ def test_paused_writes_answer_503_by_the_deadline_then_service_resumes(
     assert api.add(1, key=fresh_key()).status == 200
     numbers = [2**i for i in range(1, 13)]  # distinct bits: the sum tells exactly which counted
 
-    pause_s = deadline_s + 2.0
+    # Long enough that every add is answered (its deadline, the resolve grace, the slack)
+    # while writes are still paused: its 503 then comes from the deadline, not the pause's end.
+    pause_s = deadline_s + RESOLVE_GRACE_S + SLACK_S + 0.5
     paused_at = time.monotonic()  # a little before the pause begins: the checks below are safe
     with contextlib.closing(redis_client(stack)) as client:
         client.client_pause(int(pause_s * 1000), all=False)  # CLIENT PAUSE ... WRITE
     with ThreadPoolExecutor(max_workers=len(numbers)) as pool:
         adding = [pool.submit(timed_add, stack.config.url, n, fresh_key()) for n in numbers]
-        time.sleep(0.2)
+        # Health and the read are checked while the nodes hold every add.
+        arrived = wait_for_pending_adds(
+            stack.config.node_ports,
+            len(numbers),
+            timeout=pause_s,
+            give_up=lambda: any(future.done() for future in adding),
+        )
+        assert arrived, "every add reached a node and waits there"
         node = Api(f"http://127.0.0.1:{stack.config.node_port}")
         health_started = time.monotonic()
         health = node.request("GET", "/health")
@@ -174,9 +166,13 @@ def test_paused_writes_answer_503_by_the_deadline_then_service_resumes(
     assert read.body["sum"] == 1
     for add in adds:
         assert add.reply.status == 503, add.reply.text
-        assert add.reply.body["error"] in ("unavailable", "outcome_unknown"), add.reply.text
+        # Keyed adds: other requests may carry the same key, and no fence can be written while
+        # writes are paused, so "nothing changed" would not be known to stay true.
+        assert add.reply.body["error"] == "outcome_unknown", add.reply.text
         assert add.reply.headers.get("Retry-After"), add.reply.headers
-        assert add.seconds < deadline_s + 1.0 + SLACK_S, f"{add.number}: {add.seconds:.2f} s"
+        assert add.seconds < deadline_s + RESOLVE_GRACE_S + SLACK_S, (
+            f"{add.number}: {add.seconds:.2f} s"
+        )
 
     # The pause ends by itself: the nodes serve again, with no restart.
     wait_all_healthy(stack)
@@ -188,16 +184,24 @@ def test_paused_writes_answer_503_by_the_deadline_then_service_resumes(
         f"only outcome_unknown adds may have counted: {applied:#b}, "
         f"unavailable {[a.number for a in unavailable]}"
     )
-    # Retried with its key, each unknown add tells whether it counted: a replay if it did.
+    # Retried with its key, each unknown add tells whether it counted: a replay if it did, a 409
+    # if a fence written for it (held by the pause, run after it) refused it for good, a fresh
+    # 200 if neither had happened.
+    counted_in_the_end = 0
     for add in unknown:
         retry = api.add(add.number, key=add.key)
-        assert retry.status == 200, retry.text
         counted = applied & add.number != 0
+        if retry.status == 409:
+            assert retry.body["error"] == "idempotency_key_refused", retry.text
+            assert not counted, f"{add.number}: refused for good, yet counted"
+            continue
+        assert retry.status == 200, retry.text
         replayed = retry.headers.get("Idempotent-Replayed") == "true"
         assert replayed == counted, f"{add.number}: counted {counted}, replayed {replayed}"
+        counted_in_the_end += add.number
     after = api.add(8192, key=fresh_key())
     assert after.status == 200, after.text
-    assert api.sum() == 1 + sum(a.number for a in unknown) + 8192, "every add counted once"
+    assert api.sum() == 1 + counted_in_the_end + 8192, "every add counted once"
 
 
 def test_durability_policy_of_the_stacks_redis(stack: LocalStack) -> None:

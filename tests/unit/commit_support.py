@@ -1,0 +1,43 @@
+"""Adds and committers over a ScriptedRedis, for the commit path's unit tests."""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+from typing import Any
+
+from app.group_commit import GroupCommitter
+from app.pending_add import Others, PendingAdd
+from tests.unit.scripted_redis import ScriptedPool, ScriptedRedis
+
+SUM_KEY = "abacus:sum"
+
+
+def make_add(
+    number: int | str,
+    key: str = "abacus:sum:idem:k",
+    *,
+    others: Others = Others.NONE,
+    client_key: bool = False,
+    deadline_in: float = 5.0,
+) -> PendingAdd:
+    """An add queued now (call inside a running loop), due `deadline_in` seconds from now."""
+    loop = asyncio.get_running_loop()
+    return PendingAdd(
+        number=Decimal(number),
+        record_key=key,
+        record_ttl_s=60,
+        deadline=loop.time() + deadline_in,
+        future=loop.create_future(),
+        others=others,
+        client_key=client_key,
+    )
+
+
+def committer(
+    server: ScriptedRedis, *, deadline_s: float = 5.0, max_batch: int = 256, hang: bool = False
+) -> GroupCommitter:
+    pool: Any = ScriptedPool(server, hang=hang)
+    return GroupCommitter(
+        pool, sum_key=SUM_KEY, node_id="unit-node", max_batch=max_batch, deadline_s=deadline_s
+    )

@@ -1,0 +1,181 @@
+"""A Redis for the commit path's unit tests: an in-memory key space with WATCH / MULTI / EXEC, and
+a script that says what goes wrong on each round trip.
+
+The commit lane talks to a connection in round trips (one write of several commands, then one
+reply per command), so each fault applies to a whole round trip:
+
+- `OK`: answered normally.
+- `LOST`: executed, then the connection breaks before the replies come (an EXEC applied that the
+  node never hears of).
+- `DROPPED`: the connection breaks before Redis reads the commands (nothing applied).
+- `STALL`: never answered (a stopped Redis); the caller's timer has to end the wait.
+- `CONFLICT`: another client writes the sum just before these commands run.
+- `error(message)`: Redis answers each write with an error (out of memory, read-only).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+
+OK = "ok"
+LOST = "lost"
+DROPPED = "dropped"
+STALL = "stall"
+CONFLICT = "conflict"
+_ERROR = "error:"
+
+
+def error(message: str) -> str:
+    return _ERROR + message
+
+
+def parse_commands(packed: bytes) -> list[list[bytes]]:
+    """RESP arrays of bulk strings, as `app.resp.pack` writes them."""
+    commands: list[list[bytes]] = []
+    lines = deque(packed.split(b"\r\n"))
+    while lines and lines[0]:
+        count = int(lines.popleft()[1:])
+        command = []
+        for _ in range(count):
+            lines.popleft()  # $length
+            command.append(lines.popleft())
+        commands.append(command)
+    return commands
+
+
+@dataclass
+class ScriptedRedis:
+    """The server: its keys, a version per key (what WATCH compares), and the fault script."""
+
+    data: dict[bytes, bytes] = field(default_factory=dict)
+    versions: dict[bytes, int] = field(default_factory=dict)
+    script: deque[str] = field(default_factory=deque)
+    # Every round trip's commands, by their names: what the node sent, in order.
+    sent: list[list[str]] = field(default_factory=list)
+    connections_made: int = 0
+
+    def plan(self, faults: Iterable[str]) -> None:
+        self.script.extend(faults)
+
+    def write(self, key: bytes, value: bytes) -> None:
+        self.data[key] = value
+        self.versions[key] = self.versions.get(key, 0) + 1
+
+    def get(self, key: str) -> bytes | None:
+        return self.data.get(key.encode())
+
+    @property
+    def execs_sent(self) -> int:
+        return sum("EXEC" in names for names in self.sent)
+
+
+class ScriptedConnection:
+    """The part of redis-py's asyncio Connection the ledger uses."""
+
+    def __init__(self, server: ScriptedRedis) -> None:
+        self.server = server
+        self.replies: deque[Any] = deque()
+        self.watched: dict[bytes, int] = {}
+        self.queued: list[list[bytes]] | None = None
+        self.aborted = False
+        self.is_connected = True
+
+    async def send_packed_command(self, packed: bytes, check_health: bool = True) -> None:
+        commands = parse_commands(packed)
+        self.server.sent.append([c[0].decode() for c in commands])
+        fault = self.server.script.popleft() if self.server.script else OK
+        if fault == DROPPED:
+            self.replies.append(RedisConnectionError("connection reset before Redis read it"))
+            return
+        if fault == STALL:
+            self.replies.append(STALL)
+            return
+        if fault == CONFLICT:
+            self.server.write(b"abacus:sum", self.server.data.get(b"abacus:sum", b"0"))
+        replies = [self._run(command, fault) for command in commands]
+        if fault == LOST:
+            self.replies.append(RedisConnectionError("connection reset before the reply"))
+        else:
+            self.replies.extend(replies)
+
+    # `timeout` as in redis-py's signature; the ledger bounds each round trip itself.
+    async def read_response(self, timeout: float | None = None) -> Any:  # noqa: ASYNC109
+        reply = self.replies.popleft()
+        if reply == STALL:
+            self.replies.appendleft(STALL)
+            await asyncio.Event().wait()  # until the caller's timer cancels it
+        if isinstance(reply, Exception):
+            if isinstance(reply, RedisConnectionError):
+                self.replies.clear()
+            raise reply
+        return reply
+
+    async def disconnect(self, nowait: bool = False) -> None:
+        self.replies.clear()
+        self.watched.clear()
+        self.queued = None
+
+    def _run(self, command: list[bytes], fault: str) -> Any:
+        name, args = command[0].decode().upper(), command[1:]
+        if self.queued is not None and name != "EXEC":
+            if fault.startswith(_ERROR) and name == "SET":
+                self.aborted = True  # Redis refuses it, and then the EXEC (EXECABORT)
+                return ResponseError(fault.removeprefix(_ERROR))
+            self.queued.append(command)
+            return b"QUEUED"
+        if name == "WATCH":
+            self.watched = {key: self.server.versions.get(key, 0) for key in args}
+        elif name == "UNWATCH":
+            self.watched = {}
+        elif name == "MULTI":
+            self.queued, self.aborted = [], False
+        elif name in ("GET", "MGET", "EXEC"):
+            return self._read_or_exec(name, args)
+        else:
+            raise AssertionError(f"unexpected command {name}")
+        return b"OK"
+
+    def _read_or_exec(self, name: str, args: list[bytes]) -> Any:
+        if name == "GET":
+            return self.server.data.get(args[0])
+        if name == "MGET":
+            return [self.server.data.get(key) for key in args]
+        return self._exec()
+
+    def _exec(self) -> Any:
+        queued, self.queued = self.queued, None
+        if queued is None or self.aborted:
+            return ResponseError("EXECABORT Transaction discarded because of previous errors.")
+        changed = any(self.server.versions.get(k, 0) != v for k, v in self.watched.items())
+        self.watched = {}
+        if changed:
+            return None
+        for command in queued:
+            assert command[0] == b"SET", command
+            self.server.write(command[1], command[2])
+        return [b"OK"] * len(queued)
+
+
+class ScriptedPool:
+    """Hands out connections to one ScriptedRedis; `hang` makes getting one wait forever (a
+    handshake with a stopped Redis)."""
+
+    def __init__(self, server: ScriptedRedis, *, hang: bool = False) -> None:
+        self.server = server
+        self.hang = hang
+
+    async def get_connection(self) -> ScriptedConnection:
+        if self.hang:
+            await asyncio.Event().wait()
+        self.server.connections_made += 1
+        return ScriptedConnection(self.server)
+
+    async def release(self, connection: ScriptedConnection) -> None:
+        pass

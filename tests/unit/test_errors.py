@@ -1,0 +1,53 @@
+"""The API's error type and its response: `{"error": code, "message": message}`."""
+
+from __future__ import annotations
+
+import json
+
+from app.errors import RETRY_AFTER_S, ApiError, error_response, outcome_unknown, unavailable
+
+
+def test_an_error_answers_with_its_status_code_and_message() -> None:
+    response = ApiError(422, "invalid_number", '"number" must be a JSON number').response()
+    assert response.status_code == 422
+    assert response.media_type == "application/json"
+    assert json.loads(bytes(response.body)) == {
+        "error": "invalid_number",
+        "message": '"number" must be a JSON number',
+    }
+    assert "retry-after" not in response.headers
+
+
+def test_headers_are_sent_and_copied() -> None:
+    given = {"WWW-Authenticate": 'Bearer realm="abacus"'}
+    error = ApiError(401, "unauthorized", "no token", given)
+    given["WWW-Authenticate"] = "changed later"
+    assert error.response().headers["www-authenticate"] == 'Bearer realm="abacus"'
+
+
+def test_every_503_says_when_to_retry() -> None:
+    assert ApiError(503, "unavailable", "down").response().headers["retry-after"] == str(
+        RETRY_AFTER_S
+    )
+    own = ApiError(503, "unavailable", "down", {"Retry-After": "5"})
+    assert own.response().headers["retry-after"] == "5"
+
+
+def test_error_response_is_the_same_shape() -> None:
+    response = error_response(404, "not_found", "no such path: /x", {"X-Extra": "1"})
+    assert (response.status_code, response.headers["x-extra"]) == (404, "1")
+    assert json.loads(bytes(response.body)) == {"error": "not_found", "message": "no such path: /x"}
+
+
+def test_unavailable_means_nothing_changed() -> None:
+    error = unavailable()
+    assert (error.status, error.code) == (503, "unavailable")
+    assert "nothing was changed" in error.message
+    assert unavailable("the sum was not reset").message == "the sum was not reset"
+
+
+def test_outcome_unknown_tells_the_client_how_to_learn_the_outcome() -> None:
+    error = outcome_unknown()
+    assert (error.status, error.code) == (503, "outcome_unknown")
+    assert "Idempotency-Key" in error.message
+    assert error.headers["Retry-After"] == str(RETRY_AFTER_S)

@@ -1,0 +1,259 @@
+"""The commit lane over a scripted Redis: batches, retries, lost EXECs, stalls, duplicates, and
+the rule that "nothing changed" is said only when it will stay true."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Coroutine
+from decimal import Decimal
+from typing import Any, TypeVar
+
+import pytest
+
+from app import records
+from app.group_commit import UNREACHABLE_GIVE_UP_S, GroupCommitter
+from app.pending_add import Committed, Others, Outcome, PendingAdd
+from app.settings import RESOLVE_GRACE_S
+from tests.unit.commit_support import SUM_KEY, committer
+from tests.unit.scripted_redis import CONFLICT, DROPPED, LOST, STALL, ScriptedRedis
+
+T = TypeVar("T")
+DEADLINE_S = 0.3
+# Timers fire a little late on a loaded machine; the bounds below are the contract's, plus this.
+TIMER_SLACK_S = 0.3
+
+
+def run(test: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    return asyncio.run(test())
+
+
+def code(outcome: Outcome) -> str:
+    if isinstance(outcome, Committed):
+        return "200 replay" if outcome.replayed else "200"
+    return outcome.code
+
+
+async def answered(add: PendingAdd) -> tuple[str, float]:
+    """The add's answer and how long after its submission it came."""
+    loop = asyncio.get_running_loop()
+    submitted = add.deadline - DEADLINE_S
+    outcome = await add.future
+    return code(outcome), loop.time() - submitted
+
+
+async def closed(owner: GroupCommitter) -> None:
+    await owner.close()
+
+
+def test_queued_adds_share_transactions_and_each_gets_its_running_total() -> None:
+    async def test() -> None:
+        server = ScriptedRedis()
+        owner = committer(server)
+        adds = [owner.submit(Decimal(n), None, 60) for n in range(1, 21)]
+        outcomes = [await add.future for add in adds]
+        await closed(owner)
+        assert all(isinstance(o, Committed) and not o.replayed for o in outcomes)
+        new_sums = sorted(records.added_in(o.body) for o in outcomes if isinstance(o, Committed))
+        assert new_sums == [Decimal(n) for n in range(1, 21)]
+        assert server.get(SUM_KEY) == b"210"
+        assert server.execs_sent < 20, "adds queued while a transaction was in flight shared one"
+
+    run(test)
+
+
+def test_one_transaction_per_add_when_max_batch_is_one() -> None:
+    async def test() -> None:
+        server = ScriptedRedis()
+        owner = committer(server, max_batch=1)
+        adds = [owner.submit(Decimal(n), None, 60) for n in range(1, 6)]
+        for add in adds:
+            await add.future
+        await closed(owner)
+        assert server.get(SUM_KEY) == b"15"
+        assert server.execs_sent >= 5
+
+    run(test)
+
+
+def test_a_conflict_is_retried_until_it_commits() -> None:
+    async def test() -> None:
+        server = ScriptedRedis()
+        server.plan(["ok", CONFLICT, "ok", CONFLICT])
+        owner = committer(server)
+        add = owner.submit(Decimal(5), None, 60)
+        assert code(await add.future) == "200"
+        await closed(owner)
+        assert add.conflicts == 2
+        assert add.attempts == 3
+        assert server.get(SUM_KEY) == b"5"
+
+    run(test)
+
+
+@pytest.mark.parametrize("fault", [LOST, DROPPED])
+def test_a_lost_exec_is_resolved_and_counted_exactly_once(fault: str) -> None:
+    """LOST: the EXEC was applied, the reply never came; DROPPED: it never reached Redis. The
+    node cannot tell them apart, and must neither lose the add nor count it twice."""
+
+    async def test() -> None:
+        server = ScriptedRedis()
+        server.plan(["ok", fault])
+        owner = committer(server)
+        add = owner.submit(Decimal(7), None, 60)
+        assert code(await add.future) == "200"
+        await closed(owner)
+        assert add.was_ambiguous
+        assert server.get(SUM_KEY) == b"7"
+        # Applied: the next attempt found its record; dropped: the next attempt applied it.
+        assert server.execs_sent == (1 if fault == LOST else 2)
+
+    run(test)
+
+
+@pytest.mark.parametrize(
+    ("others", "expected", "bound"),
+    [
+        (Others.NONE, "unavailable", DEADLINE_S),
+        (Others.SAME_KEY, "outcome_unknown", DEADLINE_S + RESOLVE_GRACE_S),
+        (Others.UNSEEN, "outcome_unknown", DEADLINE_S),
+    ],
+)
+def test_a_stalled_redis_gets_a_truthful_answer_by_the_bound(
+    others: Others, expected: str, bound: float
+) -> None:
+    """Nothing was sent: an add only this request carries may say "nothing changed"; a shared
+    one needs a fence, which a stalled Redis cannot take; an unseen carrier rules it out."""
+
+    async def test() -> None:
+        server = ScriptedRedis()
+        server.plan([STALL] * 100)
+        owner = committer(server, deadline_s=DEADLINE_S)
+        add = owner.submit(Decimal(1), "abacus:sum:idem:k", 60, others=others)
+        answer, took = await answered(add)
+        await closed(owner)
+        assert answer == expected
+        assert took < bound + TIMER_SLACK_S
+        assert server.execs_sent == 0
+
+    run(test)
+
+
+def test_an_exec_sent_into_a_stall_is_never_answered_nothing_changed() -> None:
+    async def test() -> None:
+        server = ScriptedRedis()
+        server.plan(["ok"] + [STALL] * 100)
+        owner = committer(server, deadline_s=DEADLINE_S)
+        add = owner.submit(Decimal(1), None, 60)
+        answer, took = await answered(add)
+        await closed(owner)
+        assert answer == "outcome_unknown"
+        assert took < DEADLINE_S + RESOLVE_GRACE_S + TIMER_SLACK_S
+
+    run(test)
+
+
+def test_a_connection_that_never_finishes_its_handshake_is_bounded() -> None:
+    async def test() -> None:
+        server = ScriptedRedis()
+        owner = committer(server, deadline_s=DEADLINE_S, hang=True)
+        sole = owner.submit(Decimal(1), None, 60)
+        shared = owner.submit(Decimal(2), "abacus:sum:idem:k", 60, others=Others.SAME_KEY)
+        answer, took = await answered(sole)
+        assert answer == "unavailable"
+        assert took < DEADLINE_S + TIMER_SLACK_S
+        answer, took = await answered(shared)
+        await closed(owner)
+        assert answer == "outcome_unknown"
+        assert took < DEADLINE_S + RESOLVE_GRACE_S + TIMER_SLACK_S
+        assert server.sent == [], "no command ever went out"
+
+    run(test)
+
+
+def test_redis_refusing_connections_is_reported_before_the_deadline() -> None:
+    async def test() -> None:
+        server = ScriptedRedis()
+        server.plan([DROPPED] * 1000)
+        owner = committer(server, deadline_s=5.0)
+        sole = owner.submit(Decimal(1), None, 60)
+        shared = owner.submit(Decimal(2), "abacus:sum:idem:k", 60, others=Others.SAME_KEY)
+        outcomes = [code(await sole.future), code(await shared.future)]
+        await closed(owner)
+        assert outcomes == ["unavailable", "outcome_unknown"], "no fence can be written"
+        assert asyncio.get_running_loop().time() < sole.deadline, "well before the deadline"
+        assert sole.attempts > 1, f"kept trying for {UNREACHABLE_GIVE_UP_S} s first"
+
+    run(test)
+
+
+def test_a_duplicate_in_the_same_batch_gets_the_replay() -> None:
+    async def test() -> None:
+        server = ScriptedRedis()
+        owner = committer(server)
+        first = owner.submit(Decimal(3), "abacus:sum:idem:k", 60, others=Others.SAME_KEY)
+        second = owner.submit(Decimal(3), "abacus:sum:idem:k", 60, others=Others.SAME_KEY)
+        other = owner.submit(Decimal(4), "abacus:sum:idem:k", 60, others=Others.SAME_KEY)
+        outcomes = [code(await add.future) for add in (first, second, other)]
+        await closed(owner)
+        assert outcomes == ["200", "200 replay", "idempotency_key_reused"]
+        assert server.get(SUM_KEY) == b"3"
+
+    run(test)
+
+
+def test_a_duplicate_behind_a_leader_whose_exec_is_stuck_is_not_told_nothing_changed() -> None:
+    async def test() -> None:
+        server = ScriptedRedis()
+        server.plan(["ok"] + [STALL] * 100)  # the leader's EXEC goes out, then Redis stalls
+        owner = committer(server, deadline_s=DEADLINE_S)
+        leader = owner.submit(Decimal(3), "abacus:sum:idem:k", 60, others=Others.SAME_KEY)
+        await asyncio.sleep(0)  # the leader's batch is taken; the duplicate queues behind it
+        duplicate = owner.submit(Decimal(3), "abacus:sum:idem:k", 60, others=Others.SAME_KEY)
+        outcomes = [code(await leader.future), code(await duplicate.future)]
+        await closed(owner)
+        assert outcomes == ["outcome_unknown", "outcome_unknown"]
+
+    run(test)
+
+
+def test_a_shared_add_out_of_time_is_fenced_then_refused_and_the_key_stays_refused() -> None:
+    async def test() -> None:
+        server = ScriptedRedis()
+        owner = committer(server, deadline_s=0.0)  # out of time before its first attempt
+        add = owner.submit(
+            Decimal(3), "abacus:sum:idem:k", 60, others=Others.SAME_KEY, client_key=True
+        )
+        assert code(await add.future) == "unavailable"
+        await closed(owner)
+        assert records.read(server.get("abacus:sum:idem:k") or b"").body is None, "fenced"
+        assert server.versions[b"abacus:sum"] == 1, "the fence rewrote the sum"
+        later = committer(server)
+        again = later.submit(
+            Decimal(3), "abacus:sum:idem:k", 60, others=Others.SAME_KEY, client_key=True
+        )
+        reused = later.submit(
+            Decimal(4), "abacus:sum:idem:k", 60, others=Others.SAME_KEY, client_key=True
+        )
+        assert code(await again.future) == "idempotency_key_refused"
+        assert code(await reused.future) == "idempotency_key_reused"
+        await closed(later)
+        assert server.get(SUM_KEY) == b"0"
+
+    run(test)
+
+
+def test_closing_refuses_at_once_only_what_nobody_else_carries() -> None:
+    async def test() -> None:
+        server = ScriptedRedis()
+        owner = committer(server)
+        await owner.close()
+        sole = owner.submit(Decimal(1), None, 60)
+        assert sole.outcome is not None, "answered at once"
+        assert code(sole.outcome) == "unavailable"
+        shared = owner.submit(Decimal(2), "abacus:sum:idem:k", 60, others=Others.SAME_KEY)
+        assert shared.outcome is None, "a fence must commit first"
+        assert code(await shared.future) == "unavailable"
+        await owner.close()
+        assert records.read(server.get("abacus:sum:idem:k") or b"").body is None
+
+    run(test)

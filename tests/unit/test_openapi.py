@@ -1,0 +1,114 @@
+"""The hand-written OpenAPI document against the app it describes: the same paths and methods,
+every error code the app can answer, and real responses that fit its schemas."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import pytest
+from fakeredis import FakeServer
+from jsonschema import Draft202012Validator
+from starlette.routing import Route
+from starlette.testclient import TestClient
+
+import app
+from app import openapi
+from app.main import _HTTP_CODES
+from app.routes import ROUTES
+from tests.unit.conftest import ADMIN_TOKEN, ClientFactory
+
+DOCUMENT = json.loads(json.dumps(openapi.DOCUMENT))
+APP_SOURCE = Path(app.__file__).parent
+
+
+def test_the_document_is_openapi_3_1_json() -> None:
+    assert DOCUMENT["openapi"] == "3.1.0"
+    assert DOCUMENT == openapi.DOCUMENT, "nothing in it is lost in JSON"
+
+
+def test_it_describes_exactly_the_app_s_routes() -> None:
+    served = {
+        route.path: {method.lower() for method in route.methods or ()} - {"head"}
+        for route in ROUTES
+        if isinstance(route, Route)
+    }
+    documented = {path: set(operations) for path, operations in DOCUMENT["paths"].items()}
+    assert documented == served
+
+
+def test_every_reference_resolves() -> None:
+    refs = re.findall(r'"\$ref": "#/components/schemas/(\w+)"', json.dumps(DOCUMENT))
+    assert refs
+    assert set(refs) <= set(DOCUMENT["components"]["schemas"])
+
+
+def codes_the_app_answers() -> set[str]:
+    """Every error code in the app's source: ApiError(status, "code") and error_response(...)."""
+    pattern = re.compile(r'(?:ApiError|error_response)\(\s*\d{3},\s*"([a-z_]+)"')
+    codes = {code for path in APP_SOURCE.glob("*.py") for code in pattern.findall(path.read_text())}
+    return codes | set(_HTTP_CODES.values())
+
+
+def test_every_error_code_the_app_answers_is_documented() -> None:
+    codes = codes_the_app_answers()
+    assert {"invalid_json", "internal_error", "not_found", "sum_out_of_range"} <= codes
+    assert codes - set(openapi.ERROR_CODES) == set()
+
+
+def validator(path: str, method: str, status: int) -> Draft202012Validator:
+    """The schema the document gives this response (the Error schema for undocumented paths)."""
+    operation = DOCUMENT["paths"].get(path, {}).get(method.lower(), {})
+    response = operation.get("responses", {}).get(str(status))
+    schema: dict[str, Any] = {"$ref": "#/components/schemas/Error"}
+    if response is not None:
+        schema = response["content"]["application/json"]["schema"]
+    return Draft202012Validator({**schema, "components": DOCUMENT["components"]})
+
+
+AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+JSON = {"Content-Type": "application/json"}
+
+EXCHANGES: list[tuple[str, str, dict[str, Any], int]] = [
+    ("POST", "/abacus/number", {"content": '{"number": 0.1}', "headers": JSON}, 200),
+    ("POST", "/abacus/number", {"content": "{", "headers": JSON}, 400),
+    ("POST", "/abacus/number", {"content": b" " * 2000, "headers": JSON}, 413),
+    ("POST", "/abacus/number", {"content": "{}"}, 415),
+    ("POST", "/abacus/number", {"content": '{"number": 1e30}', "headers": JSON}, 422),
+    ("GET", "/abacus/number", {}, 405),
+    ("GET", "/abacus/sum", {}, 200),
+    ("DELETE", "/abacus/sum", {"headers": AUTH}, 200),
+    ("DELETE", "/abacus/sum", {}, 401),
+    ("DELETE", "/abacus/sum", {"headers": {"Authorization": "Bearer no"}}, 403),
+    ("GET", "/health", {}, 200),
+    ("GET", "/nowhere", {}, 404),
+    ("GET", "/openapi.json", {}, 200),
+]
+
+
+def assert_documented(reply: httpx2.Response, method: str, path: str, status: int) -> None:
+    assert reply.status_code == status, reply.text
+    errors = [e.message for e in validator(path, method, status).iter_errors(reply.json())]
+    assert errors == [], reply.text
+    assert {"x-node-id", "x-request-id"} <= set(reply.headers)
+
+
+@pytest.mark.parametrize(("method", "path", "request_options", "status"), EXCHANGES)
+def test_responses_fit_the_document(
+    client: TestClient, method: str, path: str, request_options: dict[str, Any], status: int
+) -> None:
+    assert_documented(client.request(method, path, **request_options), method, path, status)
+
+
+@pytest.mark.parametrize(("method", "path"), [("GET", "/abacus/sum"), ("GET", "/health")])
+def test_redis_down_responses_fit_the_document(
+    make_client: ClientFactory, method: str, path: str
+) -> None:
+    down = FakeServer()
+    down.connected = False
+    reply = make_client(server=down).request(method, path)
+    assert_documented(reply, method, path, 503)
+    assert reply.headers["retry-after"] == "1"

@@ -1,0 +1,373 @@
+"""Every endpoint in process, over fakeredis: the shapes tests/test_api.py and tests/test_numbers.py
+check through the real stack, and the Redis failures that stack cannot easily stage."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime
+from decimal import Decimal
+
+import fakeredis
+import httpx2
+import pytest
+from fakeredis import FakeServer
+from fakeredis.aioredis import FakeAsyncRedisConnection
+from prometheus_client import REGISTRY
+from starlette.testclient import TestClient
+
+from app import openapi
+from tests.request_tables import GRAMMAR, JSON, MAX, TINY
+from tests.unit.conftest import (
+    ADMIN_TOKEN,
+    INFO_STATS,
+    NODE_ID,
+    SUM_KEY,
+    ClientFactory,
+    fake_pools,
+    make_settings,
+)
+
+
+def add(client: TestClient, number: object, **headers: str) -> httpx2.Response:
+    return client.post(
+        "/abacus/number", content=f'{{"number": {number}}}', headers={**JSON, **headers}
+    )
+
+
+def read_sum(client: TestClient) -> Decimal:
+    reply = client.get("/abacus/sum")
+    assert reply.status_code == 200, reply.text
+    value = json.loads(reply.text, parse_float=Decimal, parse_int=Decimal)["sum"]
+    assert isinstance(value, Decimal)
+    return value
+
+
+def assert_timestamp(value: str) -> None:
+    assert datetime.fromisoformat(value).utcoffset() is not None, "timestamps carry their offset"
+
+
+@pytest.fixture
+def down_server() -> FakeServer:
+    """A Redis that refuses every connection."""
+    server = FakeServer()
+    server.connected = False
+    return server
+
+
+def test_add_returns_new_sum_and_exact_decimals(client: TestClient) -> None:
+    first = add(client, "0.1")
+    assert first.status_code == 200
+    assert set(first.json()) == {"new_sum", "added", "timestamp", "node_id"}
+    second = add(client, "0.2")
+    assert second.status_code == 200
+    assert second.text.startswith('{"new_sum": 0.3, "added": 0.2, '), "exact, written plainly"
+    assert second.json()["node_id"] == second.headers["x-node-id"] == NODE_ID
+    assert_timestamp(second.json()["timestamp"])
+    assert read_sum(client) == Decimal("0.3")
+
+
+def test_negative_and_decimal_numbers(client: TestClient) -> None:
+    for number in ("-5", "2.5", "-0.25", "1e2", "-1.5E1"):
+        assert add(client, number).status_code == 200
+    assert client.get("/abacus/sum").text.startswith('{"sum": 82.25,')
+
+
+@pytest.mark.parametrize(("literal", "status", "rendered"), GRAMMAR)
+def test_number_grammar(
+    client: TestClient, literal: str, status: int, rendered: str | None
+) -> None:
+    reply = add(client, literal)
+    assert reply.status_code == status, reply.text
+    if rendered is None:
+        assert reply.json()["error"] == "number_out_of_range"
+        assert read_sum(client) == 0
+        return
+    assert f'"added": {rendered},' in reply.text
+    assert f'"new_sum": {rendered},' in reply.text
+    assert read_sum(client) == Decimal(rendered)
+
+
+def test_decimal_sums_are_exact(client: TestClient) -> None:
+    for _ in range(10):
+        add(client, "0.1")
+    assert '"sum": 1,' in client.get("/abacus/sum").text
+
+
+def test_sum_pushed_past_its_bound_is_refused_and_changes_nothing(
+    client: TestClient, redis_data: fakeredis.FakeRedis
+) -> None:
+    assert add(client, MAX).status_code == 200
+    refused = add(client, TINY)
+    assert refused.status_code == 422
+    assert refused.json()["error"] == "sum_out_of_range"
+    assert redis_data.get(SUM_KEY) == MAX.encode()
+    assert add(client, "-1").status_code == 200, "a step back into bounds is fine"
+    assert read_sum(client) == Decimal("9" * 29 + "8." + "9" * 18)
+
+
+def test_sum_past_its_negative_bound_is_refused(client: TestClient) -> None:
+    assert add(client, "-" + MAX).status_code == 200
+    assert add(client, "-" + TINY).json()["error"] == "sum_out_of_range"
+    assert read_sum(client) == Decimal("-" + MAX)
+
+
+def test_sum_keeps_18_fraction_digits_exactly(client: TestClient) -> None:
+    add(client, "1" + "0" * 29)
+    add(client, TINY)
+    assert f'"sum": 1{"0" * 29}.{"0" * 17}1,' in client.get("/abacus/sum").text
+
+
+def test_charset_parameter_is_fine(client: TestClient) -> None:
+    for content_type in ("application/json; charset=utf-8", "Application/JSON;charset=UTF-8"):
+        reply = client.post(
+            "/abacus/number", content='{"number": 2}', headers={"Content-Type": content_type}
+        )
+        assert reply.status_code == 200, reply.text
+    assert read_sum(client) == 4
+
+
+def test_a_repeated_idempotency_key_replays_the_first_response(client: TestClient) -> None:
+    first = add(client, "5", **{"Idempotency-Key": "order-1234"})
+    again = add(client, "5.0", **{"Idempotency-Key": "order-1234"})
+    assert first.status_code == again.status_code == 200
+    assert "idempotent-replayed" not in first.headers
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.text == first.text
+    assert read_sum(client) == 5
+
+
+def test_a_key_reused_with_another_number_is_refused(client: TestClient) -> None:
+    add(client, "5", **{"Idempotency-Key": "order-1234"})
+    reused = add(client, "6", **{"Idempotency-Key": "order-1234"})
+    assert reused.status_code == 422
+    assert reused.json()["error"] == "idempotency_key_reused"
+    assert read_sum(client) == 5
+
+
+@pytest.mark.parametrize(("peer", "counted"), [("127.0.0.2", 1), ("127.0.0.1", 2)])
+def test_the_retry_key_counts_only_from_the_balancer(
+    make_client: ClientFactory, peer: str, counted: int
+) -> None:
+    client = make_client(make_settings(ABACUS_TRUSTED_PROXIES="127.0.0.2"), peer=(peer, 4000))
+    retry = {"X-Abacus-Retry-Key": "0123456789abcdef0123456789abcdef"}
+    first, second = add(client, "3", **retry), add(client, "3", **retry)
+    assert first.status_code == second.status_code == 200
+    assert read_sum(client) == 3 * counted, "a client cannot make two adds count as one"
+    assert (second.headers.get("idempotent-replayed") == "true") is (counted == 1)
+
+
+BALANCER = "127.0.0.2"
+RETRY_KEY = {"X-Abacus-Retry-Key": "0123456789abcdef0123456789abcdef"}
+
+
+@pytest.mark.parametrize(
+    ("peer", "headers", "error"),
+    [
+        # Only this request carries the add and nothing was sent: "nothing changed" is true.
+        ("127.0.0.1", {}, "unavailable"),
+        (BALANCER, {**RETRY_KEY, "X-Abacus-Try": "first"}, "unavailable"),
+        # Others may carry it (the client's duplicates, the node nginx gave up on, or carriers
+        # under records this node cannot see) and no fence can be written while Redis is down.
+        ("127.0.0.1", {"Idempotency-Key": "k-1"}, "outcome_unknown"),
+        (BALANCER, {**RETRY_KEY, "X-Abacus-Try": "retry"}, "outcome_unknown"),
+        (BALANCER, RETRY_KEY, "outcome_unknown"),
+        ("127.0.0.1", {**RETRY_KEY, "X-Abacus-Try": "first"}, "outcome_unknown"),
+    ],
+)
+def test_with_redis_down_only_a_sole_carrier_says_nothing_changed(
+    make_client: ClientFactory,
+    down_server: FakeServer,
+    peer: str,
+    headers: dict[str, str],
+    error: str,
+) -> None:
+    settings = make_settings(ABACUS_TRUSTED_PROXIES=BALANCER, ABACUS_ADD_DEADLINE_MS="50")
+    client = make_client(settings, server=down_server, peer=(peer, 4000))
+    reply = add(client, "3", **headers)
+    assert reply.status_code == 503, reply.text
+    assert reply.json()["error"] == error
+
+
+def test_read_sum_shape(client: TestClient, redis_data: fakeredis.FakeRedis) -> None:
+    redis_data.set(SUM_KEY, "7")
+    reply = client.get("/abacus/sum")
+    assert reply.status_code == 200
+    assert set(reply.json()) == {"sum", "timestamp", "node_id"}
+    assert reply.text.startswith('{"sum": 7, '), "an integral sum is a JSON integer"
+    assert reply.json()["node_id"] == NODE_ID
+    assert_timestamp(reply.json()["timestamp"])
+
+
+def test_a_sum_never_written_is_zero(client: TestClient) -> None:
+    assert read_sum(client) == 0
+
+
+def test_a_read_survives_redis_closing_the_pooled_connection(
+    client: TestClient, redis_data: fakeredis.FakeRedis
+) -> None:
+    redis_data.set(SUM_KEY, "4")
+    assert read_sum(client) == 4  # leaves a connection in the pool
+    failures = REGISTRY.get_sample_value("abacus_redis_errors_total", {"operation": "read"}) or 0
+    # As a Redis restart would: the pooled connection is dead when next used.
+    assert redis_data.client_kill_filter(_type="normal", skipme=True) >= 1
+    assert read_sum(client) == 4, "a read is repeated on a fresh connection"
+    after = REGISTRY.get_sample_value("abacus_redis_errors_total", {"operation": "read"})
+    assert after == failures + 1
+
+
+def test_read_sum_when_redis_is_down(make_client: ClientFactory, down_server: FakeServer) -> None:
+    reply = make_client(server=down_server).get("/abacus/sum")
+    assert reply.status_code == 503
+    assert reply.json() == {
+        "error": "unavailable",
+        "message": "Redis is unavailable; the sum cannot be read now",
+    }
+    assert reply.headers["retry-after"] == "1"
+
+
+def test_reset_shape_and_effect(
+    client: TestClient, redis_data: fakeredis.FakeRedis, caplog: pytest.LogCaptureFixture
+) -> None:
+    add(client, "12.5")
+    reply = client.delete("/abacus/sum", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    assert reply.status_code == 200
+    assert set(reply.json()) == {"message", "timestamp", "node_id"}
+    assert reply.json()["message"] == "Sum successfully reset to 0"
+    assert reply.json()["node_id"] == NODE_ID
+    assert_timestamp(reply.json()["timestamp"])
+    assert redis_data.get(SUM_KEY) == b"0"
+    (logged,) = [r for r in caplog.records if r.name == "abacus.api"]
+    assert logged.levelno == logging.WARNING
+    assert logged.__dict__["replaced_sum"] == "12.5", "the log keeps the sum that was reset"
+
+
+@pytest.mark.parametrize(
+    ("authorization", "status", "code"),
+    [
+        (None, 401, "unauthorized"),
+        ("Basic YWRtaW46YWRtaW4=", 401, "unauthorized"),
+        ("Bearer ", 401, "unauthorized"),
+        (ADMIN_TOKEN, 401, "unauthorized"),
+        ("Bearer guess", 403, "forbidden"),
+        (f"Bearer {ADMIN_TOKEN}x", 403, "forbidden"),
+    ],
+)
+def test_reset_needs_the_token(
+    client: TestClient,
+    redis_data: fakeredis.FakeRedis,
+    authorization: str | None,
+    status: int,
+    code: str,
+) -> None:
+    redis_data.set(SUM_KEY, "11")
+    headers = {"Authorization": authorization} if authorization is not None else {}
+    reply = client.delete("/abacus/sum", headers=headers)
+    assert reply.status_code == status
+    assert reply.json()["error"] == code
+    assert (reply.headers.get("www-authenticate") == 'Bearer realm="abacus"') is (status == 401)
+    assert redis_data.get(SUM_KEY) == b"11", "a refused reset changes nothing"
+
+
+def test_the_bearer_scheme_is_case_insensitive(client: TestClient) -> None:
+    reply = client.delete("/abacus/sum", headers={"Authorization": f"bearer  {ADMIN_TOKEN} "})
+    assert reply.status_code == 200
+
+
+def test_without_an_admin_token_anyone_can_reset(
+    make_client: ClientFactory, redis_data: fakeredis.FakeRedis
+) -> None:
+    redis_data.set(SUM_KEY, "3")
+    client = make_client(make_settings(ABACUS_ADMIN_TOKEN=""))
+    assert client.delete("/abacus/sum").status_code == 200
+    assert redis_data.get(SUM_KEY) == b"0"
+
+
+def test_reset_when_redis_is_down(make_client: ClientFactory, down_server: FakeServer) -> None:
+    reply = make_client(server=down_server).delete(
+        "/abacus/sum", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    )
+    assert reply.status_code == 503
+    assert reply.json()["error"] == "unavailable"
+    assert reply.json()["message"] == "Redis is unavailable; the sum was not reset"
+
+
+def test_health_shape(client: TestClient, redis_data: fakeredis.FakeRedis) -> None:
+    add(client, "42")
+    reply = client.get("/health")
+    assert reply.status_code == 200
+    assert reply.json() == {
+        "status": "healthy",
+        "node_id": NODE_ID,
+        "redis_connected": True,
+        "current_sum": 42,
+        "stats": INFO_STATS,
+    }
+    # A real write, so that a Redis that takes no writes makes the node unhealthy.
+    assert 0 < redis_data.pttl(f"{SUM_KEY}:health:{NODE_ID}") <= 60_000
+
+
+def test_health_when_redis_is_down(make_client: ClientFactory, down_server: FakeServer) -> None:
+    reply = make_client(server=down_server).get("/health")
+    assert reply.status_code == 503
+    assert reply.json() == {
+        "status": "unhealthy",
+        "node_id": NODE_ID,
+        "redis_connected": False,
+        "current_sum": None,
+        "stats": None,
+    }
+    assert reply.headers["retry-after"] == "1"
+
+
+def test_health_when_redis_answers_with_an_error(
+    make_client: ClientFactory, redis_server: FakeServer
+) -> None:
+    # Plain fakeredis answers INFO with an error reply, as a Redis that refuses a command would.
+    client = make_client(make_pool=fake_pools(redis_server, FakeAsyncRedisConnection))
+    reply = client.get("/health")
+    assert reply.status_code == 503
+    assert reply.json()["status"] == "unhealthy"
+
+
+# tests/test_api.py's table, and tests/test_hostile.py's rows a node answers itself.
+@pytest.mark.parametrize(
+    ("method", "path", "status", "code", "allow"),
+    [
+        ("GET", "/nope", 404, "not_found", None),
+        ("GET", "/admin", 404, "not_found", None),
+        ("GET", "/abacus/number", 405, "method_not_allowed", "POST"),
+        ("PUT", "/abacus/number", 405, "method_not_allowed", "POST"),
+        ("PUT", "/abacus/sum", 405, "method_not_allowed", "GET, HEAD, DELETE"),
+        ("PATCH", "/abacus/sum", 405, "method_not_allowed", "GET, HEAD, DELETE"),
+        ("TRACE", "/abacus/sum", 405, "method_not_allowed", "GET, HEAD, DELETE"),
+        ("POST", "/health", 405, "method_not_allowed", "GET, HEAD"),
+    ],
+)
+def test_unknown_path_and_wrong_method(
+    client: TestClient, *, method: str, path: str, status: int, code: str, allow: str | None
+) -> None:
+    reply = client.request(method, path)
+    assert reply.status_code == status
+    assert reply.headers["content-type"] == "application/json"
+    assert reply.json()["error"] == code
+    assert path in reply.json()["message"]
+    assert set(reply.headers.get("allow", "").split(", ")) == set((allow or "").split(", "))
+    assert reply.headers["x-node-id"] == NODE_ID
+    assert reply.headers.get_list("x-request-id")
+
+
+def test_metrics_are_prometheus_text(client: TestClient) -> None:
+    client.get("/abacus/sum")
+    reply = client.get("/metrics")
+    assert reply.status_code == 200
+    assert reply.headers["content-type"].startswith("text/plain; version=")
+    assert 'abacus_http_requests_total{method="GET",route="/abacus/sum",status="200"}' in reply.text
+    assert "abacus_http_request_duration_seconds_bucket" in reply.text
+
+
+def test_openapi_document_is_served(client: TestClient) -> None:
+    reply = client.get("/openapi.json")
+    assert reply.status_code == 200
+    assert reply.headers["content-type"] == "application/json"
+    assert reply.json() == json.loads(json.dumps(openapi.DOCUMENT))

@@ -1,0 +1,147 @@
+"""Settings from the environment: the spec's defaults, each variable, and every refusal."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from pathlib import Path
+
+import pytest
+
+from app.settings import Settings, SettingsError
+
+
+def test_defaults_of_an_empty_environment() -> None:
+    settings = Settings.from_env({})
+    assert settings.node_id == socket.gethostname()
+    assert settings.redis_url == "redis://127.0.0.1:6379/0"
+    assert settings.redis_password is None
+    assert settings.key == settings.sum_key == "abacus:sum"
+    assert settings.admin_token is None
+    assert settings.add_deadline_s == 3.0
+    assert settings.max_batch == 256
+    assert settings.trusted_proxies == ()
+    assert settings.idempotency_ttl_s == 86400
+    assert settings.retry_key_ttl_s == 120
+    assert (settings.log_level, settings.log_format) == ("info", "json")
+
+
+def test_every_variable_is_read() -> None:
+    settings = Settings.from_env(
+        {
+            "NODE_ID": "node-7",
+            "REDIS_URL": "redis://redis:6379/2",
+            "ABACUS_KEY": "tenant:sum",
+            "ABACUS_ADMIN_TOKEN": "s3cret",
+            "ABACUS_ADD_DEADLINE_MS": "1500",
+            "ABACUS_MAX_BATCH": "1",
+            "ABACUS_TRUSTED_PROXIES": "127.0.0.2, 10.0.0.0/8,,::1",
+            "ABACUS_IDEMPOTENCY_TTL_S": "60",
+            "ABACUS_RETRY_KEY_TTL_S": "30",
+            "LOG_LEVEL": "DEBUG",
+            "LOG_FORMAT": "Text",
+        }
+    )
+    assert settings.node_id == "node-7"
+    assert settings.redis_url == "redis://redis:6379/2"
+    assert settings.sum_key == "tenant:sum"
+    assert settings.admin_token == "s3cret"
+    assert settings.add_deadline_s == 1.5
+    assert settings.max_batch == 1
+    assert settings.trusted_proxies == (
+        ipaddress.ip_network("127.0.0.2/32"),
+        ipaddress.ip_network("10.0.0.0/8"),
+        ipaddress.ip_network("::1/128"),
+    )
+    assert settings.idempotency_ttl_s == 60
+    assert settings.retry_key_ttl_s == 30
+    assert (settings.log_level, settings.log_format) == ("debug", "text")
+
+
+def test_empty_values_mean_the_default() -> None:
+    empty = {
+        name: ""
+        for name in (
+            "NODE_ID",
+            "REDIS_URL",
+            "REDIS_PASSWORD_FILE",
+            "ABACUS_KEY",
+            "ABACUS_ADMIN_TOKEN",
+            "ABACUS_ADD_DEADLINE_MS",
+            "ABACUS_MAX_BATCH",
+            "LOG_LEVEL",
+            "LOG_FORMAT",
+        )
+    }
+    assert Settings.from_env(empty) == Settings.from_env({})
+
+
+def test_the_process_environment_is_the_default_source(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NODE_ID", "from-os-environ")
+    assert Settings.from_env().node_id == "from-os-environ"
+
+
+def test_record_keys_live_next_to_the_sum() -> None:
+    settings = Settings.from_env({"ABACUS_KEY": "t:sum"})
+    assert settings.record_key("idem", "order-1") == "t:sum:idem:order-1"
+
+
+@pytest.mark.parametrize(
+    ("host", "trusted"),
+    [
+        ("127.0.0.2", True),
+        ("10.1.2.3", True),
+        ("::1", True),
+        ("127.0.0.1", False),
+        ("11.0.0.1", False),
+        ("testclient", False),
+        ("", False),
+        (None, False),
+    ],
+)
+def test_trusted_proxy(host: str | None, trusted: bool) -> None:
+    settings = Settings.from_env({"ABACUS_TRUSTED_PROXIES": "127.0.0.2,10.0.0.0/8,::1"})
+    assert settings.is_trusted_proxy(host) is trusted
+
+
+def test_nobody_is_a_trusted_proxy_by_default() -> None:
+    assert not Settings.from_env({}).is_trusted_proxy("127.0.0.2")
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("ABACUS_ADD_DEADLINE_MS", "3s", "ABACUS_ADD_DEADLINE_MS must be a whole number"),
+        ("ABACUS_ADD_DEADLINE_MS", "49", "ABACUS_ADD_DEADLINE_MS must be at least 50"),
+        ("ABACUS_MAX_BATCH", "0", "ABACUS_MAX_BATCH must be at least 1"),
+        ("ABACUS_MAX_BATCH", "1.5", "ABACUS_MAX_BATCH must be a whole number"),
+        ("ABACUS_IDEMPOTENCY_TTL_S", "0", "ABACUS_IDEMPOTENCY_TTL_S must be at least 1"),
+        ("ABACUS_RETRY_KEY_TTL_S", "29", "ABACUS_RETRY_KEY_TTL_S must be at least 30"),
+        ("LOG_LEVEL", "verbose", "LOG_LEVEL must be one of debug, info"),
+        ("LOG_FORMAT", "xml", "LOG_FORMAT must be one of json, text"),
+        ("ABACUS_TRUSTED_PROXIES", "nginx", "ABACUS_TRUSTED_PROXIES: "),
+        ("ABACUS_TRUSTED_PROXIES", "10.0.0.1/8", "ABACUS_TRUSTED_PROXIES: "),
+    ],
+)
+def test_unusable_values_are_refused_by_name(name: str, value: str, message: str) -> None:
+    with pytest.raises(SettingsError) as refused:
+        Settings.from_env({name: value})
+    assert str(refused.value).startswith(message)
+
+
+def test_the_redis_password_comes_from_its_file(tmp_path: Path) -> None:
+    secret = tmp_path / "redis_password"
+    secret.write_text("hunter2\n", encoding="utf-8")
+    assert Settings.from_env({"REDIS_PASSWORD_FILE": str(secret)}).redis_password == "hunter2"
+
+
+def test_an_empty_password_file_means_no_password(tmp_path: Path) -> None:
+    secret = tmp_path / "redis_password"
+    secret.write_text("\n", encoding="utf-8")
+    assert Settings.from_env({"REDIS_PASSWORD_FILE": str(secret)}).redis_password is None
+
+
+def test_an_unreadable_password_file_is_refused(tmp_path: Path) -> None:
+    missing = tmp_path / "nope"
+    with pytest.raises(SettingsError, match=f"REDIS_PASSWORD_FILE: cannot read {missing}"):
+        Settings.from_env({"REDIS_PASSWORD_FILE": str(missing)})
