@@ -20,13 +20,22 @@ from local_stack.processes import Process
 from tests.api_client import ADMIN_TOKEN, Api
 from tests.stack_marker import require_stack_marker
 
+# The test stacks' add deadline and the balancer's read timeout (which must exceed it by the grace
+# and a margin). Far above any latency seen here under load, two busy loops included, so that a
+# test asserting "every add acknowledged" never depends on the machine's speed; the production
+# default (3 s) changes no behaviour those tests look at, and tests of the deadline set their own.
+TEST_DEADLINE_MS = "10000"
+TEST_PROXY_READ_TIMEOUT_S = 15.0
+
 
 def stack_config(
     directory: Path,
     nodes: int = 3,
     redis_url: str | None = None,
     rate: tuple[int, int] | None = None,
-    proxy_read_timeout_s: float = nginx_config.PROXY_READ_TIMEOUT_S,
+    *,
+    proxy_read_timeout_s: float = TEST_PROXY_READ_TIMEOUT_S,
+    client_body_timeout_s: float = nginx_config.CLIENT_BODY_TIMEOUT_S,
     **node_env: str,
 ) -> StackConfig:
     """A stack on free ports; `rate` = (per second, burst) turns the balancer's limit on."""
@@ -38,7 +47,12 @@ def stack_config(
         rate_per_s=rate[0] if rate else 1,
         rate_burst=rate[1] if rate else 1,
         proxy_read_timeout_s=proxy_read_timeout_s,
-        node_env={"ABACUS_ADMIN_TOKEN": ADMIN_TOKEN, **node_env},
+        client_body_timeout_s=client_body_timeout_s,
+        node_env={
+            "ABACUS_ADMIN_TOKEN": ADMIN_TOKEN,
+            "ABACUS_ADD_DEADLINE_MS": TEST_DEADLINE_MS,
+            **node_env,
+        },
     )
 
 
@@ -90,11 +104,20 @@ def make_stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stack
         nodes: int = 3,
         redis_url: str | None = None,
         rate: tuple[int, int] | None = None,
-        proxy_read_timeout_s: float = nginx_config.PROXY_READ_TIMEOUT_S,
+        proxy_read_timeout_s: float = TEST_PROXY_READ_TIMEOUT_S,
+        client_body_timeout_s: float = nginx_config.CLIENT_BODY_TIMEOUT_S,
         **node_env: str,
     ) -> LocalStack:
         directory = tmp_path / f"stack{len(started)}"
-        config = stack_config(directory, nodes, redis_url, rate, proxy_read_timeout_s, **node_env)
+        config = stack_config(
+            directory,
+            nodes,
+            redis_url,
+            rate,
+            proxy_read_timeout_s=proxy_read_timeout_s,
+            client_body_timeout_s=client_body_timeout_s,
+            **node_env,
+        )
         running = LocalStack(config)
         started.append(running)
         running.up()

@@ -20,8 +20,8 @@ from tests.fault_support import (
     acknowledged_after,
     assert_exact_sum,
     assert_no_client_errors,
+    assert_only_truncated_errors,
     background_check,
-    errors,
     explain,
     nginx_access,
     node_request_ids,
@@ -31,13 +31,10 @@ from tests.waiting import wait_until
 
 pytestmark = pytest.mark.stack
 
-# How requests reports a response cut off after its head.
-TRUNCATED = {"ChunkedEncodingError", "IncompleteRead", "ProtocolError"}
-
 # The stalled-node test's balancer gives up on a silent node after this (default 8 s); the
 # nodes' deadline is short enough for it (deadline + 0.8 s grace + 1 s margin < the timeout).
-PROXY_READ_TIMEOUT_S = 4.0
-SHORT_DEADLINE_MS = "2000"
+PROXY_READ_TIMEOUT_S = 5.0
+SHORT_DEADLINE_MS = "3000"
 
 # Requests invoked this long after the SIGKILL can no longer have reached the killed node.
 KILL_SETTLED_S = 1.0
@@ -54,15 +51,7 @@ def test_node_killed_with_sigkill_under_load(make_stack: StackFactory) -> None:
         assert processes.wait_gone(victim, 5), "master and workers are gone"
         report = run.finish(max(time.monotonic(), killed_at + KILL_SETTLED_S))
 
-    # The one thing nginx cannot hide: a worker killed between writing a response's head and its
-    # body (two writes, microseconds apart) leaves that client with a truncated response, after
-    # nginx has committed to it. Its add is then unknown to the client (a retry with its key
-    # would learn it); anything else (503s, 502s, lost requests) is still an error here.
-    truncated = {
-        key: n for key, n in errors(report).items() if key[2] is None and key[3] in TRUNCATED
-    }
-    assert sum(truncated.values()) <= 2, explain(report, stack)
-    assert set(errors(report)) == set(truncated), explain(report, stack)
+    assert_only_truncated_errors(report, stack)
     assert_exact_sum(report, stack)
     assert acknowledged_after(report, killed_at) > 0, "the run went on after the kill"
     assert not processes.is_alive(victim)
@@ -121,7 +110,8 @@ def test_stalled_node_is_bypassed_and_its_late_commit_counts_once(
         resumed_at = time.monotonic()
         report = run.finish(resumed_at)
 
-    assert_no_client_errors(report, stack)
+    # Frozen, like killed, node-1 may stop between a response's head and its body.
+    assert_only_truncated_errors(report, stack)
     assert_exact_sum(report, stack)
     # The requests node-1 held timed out there (504) and were answered by another node.
     passed_on = [
