@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from app.amounts import render
@@ -20,6 +20,20 @@ class InvalidJSON(ValueError):
 
 def _reject_constant(name: str) -> Any:
     raise InvalidJSON(f"{name} is not a JSON number")
+
+
+# Stand-ins for a literal whose exponent is beyond what Decimal can hold (|exponent| > 10^18):
+# far out of the API's bounds either way, so the bounds check refuses it (422), and only after
+# the checks that come first (a bad Idempotency-Key's 400), as for any other number out of range.
+_HUGE = Decimal("1E+999999999999999999")
+_TINY = Decimal("1E-999999999999999999")
+
+
+def _exact_number(literal: str) -> Decimal:
+    try:
+        return Decimal(literal)
+    except InvalidOperation:
+        return _TINY if "e-" in literal.lower() else _HUGE
 
 
 def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -37,8 +51,8 @@ def parse(body: bytes) -> Any:
         text = body.decode("utf-8")
         return json.loads(
             text,
-            parse_float=Decimal,
-            parse_int=Decimal,
+            parse_float=_exact_number,
+            parse_int=_exact_number,
             parse_constant=_reject_constant,
             object_pairs_hook=_reject_duplicates,
         )

@@ -99,6 +99,9 @@ def create_app(
             Exception: _internal_error,
         },
     )
+    # Starlette answers `/abacus/sum/` with a redirect built from the client's Host header: an
+    # open redirect, and a 307 no client of this API expects. A path is exact here, else 404.
+    app.router.redirect_slashes = False
     known_paths = frozenset(route.path for route in ROUTES if isinstance(route, Route))
     return RequestContextMiddleware(app, settings.node_id, known_paths)
 

@@ -73,6 +73,10 @@ MALFORMED: list[tuple[Body, Headers, int, str]] = [
     ('{"number": 0.' + "1" * 1000 + "}", JSON, 422, "number_out_of_range"),
     ('{"number": 1e999999999999}', JSON, 422, "number_out_of_range"),
     ('{"number": 1e-999999999999}', JSON, 422, "number_out_of_range"),
+    # Exponents beyond what Decimal holds at all.
+    ('{"number": 1e1000000000000000000}', JSON, 422, "number_out_of_range"),
+    ('{"number": -1E+1000000000000000000}', JSON, 422, "number_out_of_range"),
+    ('{"number": 1e-9999999999999999999999}', JSON, 422, "number_out_of_range"),
     ('{"number": \u0661\u0662}', JSON, 400, "invalid_json"),
     ('{"number": \uff11\uff12}', JSON, 400, "invalid_json"),
     ('{"number": \u00b2}', JSON, 400, "invalid_json"),
@@ -101,6 +105,12 @@ MALFORMED: list[tuple[Body, Headers, int, str]] = [
     ("{", {"Content-Type": "text/plain"}, 415, "unsupported_media_type"),
     ("{", {**JSON, "Idempotency-Key": ""}, 400, "invalid_json"),
     ('{"number": "1"}', {**JSON, "Idempotency-Key": "a b"}, 400, "invalid_idempotency_key"),
+    (
+        '{"number": 1e1000000000000000000}',
+        {**JSON, "Idempotency-Key": ""},
+        400,
+        "invalid_idempotency_key",
+    ),
     ('{"number": "1", "extra": 1}', JSON, 422, "invalid_body"),
 ]
 

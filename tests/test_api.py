@@ -183,3 +183,17 @@ def test_charset_parameter_is_fine(api: Api) -> None:
         )
         assert reply.status == 200, reply.text
     assert api.sum() == 4
+
+
+def test_a_trailing_slash_is_not_found_and_never_redirects(api: Api) -> None:
+    reply = api.request("GET", "/abacus/sum/", headers={"Host": "attacker.example:8443"})
+    assert reply.status == 404, reply.text
+    assert reply.body["error"] == "not_found"
+    assert "Location" not in reply.headers
+
+
+def test_an_exponent_beyond_any_decimal_is_out_of_range(api: Api) -> None:
+    reply = api.add("1e1000000000000000000")
+    assert reply.status == 422, reply.text
+    assert reply.body["error"] == "number_out_of_range"
+    assert api.sum() == 0

@@ -189,6 +189,19 @@ def test_with_redis_down_only_a_sole_carrier_says_nothing_changed(
     assert reply.json()["error"] == error
 
 
+@pytest.mark.parametrize("method", ["GET", "DELETE", "POST"])
+@pytest.mark.parametrize("path", ["/abacus/sum/", "/abacus/number/", "/health/"])
+def test_a_trailing_slash_is_not_found_never_a_redirect(
+    client: TestClient, method: str, path: str
+) -> None:
+    reply = client.request(
+        method, path, headers={"Host": "attacker.example:8443"}, follow_redirects=False
+    )
+    assert reply.status_code == 404, reply.text
+    assert reply.json()["error"] == "not_found"
+    assert "location" not in reply.headers
+
+
 def test_read_sum_shape(client: TestClient, redis_data: fakeredis.FakeRedis) -> None:
     redis_data.set(SUM_KEY, "7")
     reply = client.get("/abacus/sum")
