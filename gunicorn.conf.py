@@ -19,14 +19,18 @@ sys.path.insert(0, str(_ROOT))
 chdir = str(_ROOT)
 
 from app.logging_config import logging_config  # noqa: E402
-from app.settings import Settings  # noqa: E402
+from app.settings import Settings, SettingsError  # noqa: E402
 
-_settings = Settings.from_env()
+try:
+    _settings = Settings.from_env()
+except SettingsError as exc:
+    # One line that says what to fix; Gunicorn would print its own traceback around it.
+    sys.exit(f"abacus: {exc}")
 
 wsgi_app = "app.main:create_app()"
 worker_class = "uvicorn_worker.UvicornWorker"
-workers = int(os.environ.get("WEB_CONCURRENCY") or "2")
-bind = [f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"]
+workers = _settings.web_concurrency
+bind = [f"{_settings.host}:{_settings.port}"]
 backlog = 2048
 proc_name = f"abacus-{_settings.node_id}"
 

@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
-import os
+import sys
 
 import uvicorn
 
 from app.logging_config import logging_config
-from app.settings import Settings
+from app.settings import Settings, SettingsError
 
 
 def main() -> None:
-    settings = Settings.from_env()
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        sys.exit(f"abacus: {exc}")
     uvicorn.run(
         "app.main:create_app",
         factory=True,
-        host=os.environ.get("HOST", "127.0.0.1"),
-        port=int(os.environ.get("PORT", "8000")),
+        host=settings.host,
+        port=settings.port,
         log_config=logging_config(settings.log_level, settings.log_format, settings.node_id),
         proxy_headers=False,
     )

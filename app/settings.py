@@ -43,6 +43,11 @@ class Settings:
     retry_key_ttl_s: int
     log_level: str
     log_format: str
+    # Where the node listens and how many Gunicorn workers it runs (read by gunicorn.conf.py and
+    # `python -m app`, here so that a bad value is a clear message, not a traceback).
+    host: str = "127.0.0.1"
+    port: int = 8000
+    web_concurrency: int = 2
 
     @property
     def sum_key(self) -> str:
@@ -74,12 +79,16 @@ class Settings:
                     f"REDIS_PASSWORD_FILE: cannot read {password_file}: {exc}"
                 ) from exc
         deadline_ms = _int(env, "ABACUS_ADD_DEADLINE_MS", DEFAULT_ADD_DEADLINE_MS, minimum=50)
+        admin_token = env.get("ABACUS_ADMIN_TOKEN") or None
+        if admin_token is not None and not _is_header_safe(admin_token):
+            # An Authorization header carries visible ASCII only: such a token could never match.
+            raise SettingsError("ABACUS_ADMIN_TOKEN must be visible ASCII characters only")
         return cls(
             node_id=env.get("NODE_ID") or socket.gethostname(),
             redis_url=env.get("REDIS_URL") or "redis://127.0.0.1:6379/0",
             redis_password=password,
             key=env.get("ABACUS_KEY") or "abacus:sum",
-            admin_token=env.get("ABACUS_ADMIN_TOKEN") or None,
+            admin_token=admin_token,
             add_deadline_s=deadline_ms / 1000,
             max_batch=_int(env, "ABACUS_MAX_BATCH", 256, minimum=1),
             trusted_proxies=_networks(env.get("ABACUS_TRUSTED_PROXIES", "")),
@@ -89,10 +98,19 @@ class Settings:
             ),
             log_level=_choice(env, "LOG_LEVEL", "info", LOG_LEVELS),
             log_format=_choice(env, "LOG_FORMAT", "json", LOG_FORMATS),
+            host=env.get("HOST") or "127.0.0.1",
+            port=_int(env, "PORT", 8000, minimum=1, maximum=65535),
+            web_concurrency=_int(env, "WEB_CONCURRENCY", 2, minimum=1),
         )
 
 
-def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int) -> int:
+def _is_header_safe(value: str) -> bool:
+    return all("!" <= c <= "~" for c in value)
+
+
+def _int(
+    env: Mapping[str, str], name: str, default: int, *, minimum: int, maximum: int | None = None
+) -> int:
     raw = env.get(name)
     if raw is None or raw == "":
         return default
@@ -102,6 +120,8 @@ def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int) -> in
         raise SettingsError(f"{name} must be a whole number, got {raw!r}") from None
     if value < minimum:
         raise SettingsError(f"{name} must be at least {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise SettingsError(f"{name} must be at most {maximum}, got {value}")
     return value
 
 

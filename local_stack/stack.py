@@ -184,21 +184,26 @@ class LocalStack:
         self.state_path.unlink(missing_ok=True)
 
     def wait_for_signal(self) -> None:
-        """Run in the foreground until SIGINT or SIGTERM, then stop everything in order."""
+        """Run in the foreground until SIGINT, SIGTERM or SIGHUP, then stop everything in order.
+
+        Signals that arrive while the stack stops (a second Ctrl-C, or the SIGTERM that `timeout`
+        sends to both make and this process) are noted and ignored: cutting `down` short would
+        leave the nodes and Redis running."""
         received: list[int] = []
 
         def handler(signum: int, frame: object) -> None:
             received.append(signum)
 
-        previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+        watched = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+        previous = {s: signal.signal(s, handler) for s in watched}
         try:
             while not received:
                 time.sleep(0.2)
+            print("stopping: nginx, then the nodes, then Redis ...", file=sys.stderr, flush=True)
+            self.down()
         finally:
             for signum, old in previous.items():
                 signal.signal(signum, old)
-        print("stopping: nginx, then the nodes, then Redis ...", file=sys.stderr, flush=True)
-        self.down()
 
     # ----- the parts --------------------------------------------------------------------------
 

@@ -153,3 +153,12 @@ def test_python_dash_m_app_runs_one_uvicorn_node(monkeypatch: pytest.MonkeyPatch
     assert options["log_config"] == logging_config("info", "text", "dev")
     # Only the balancer's address may claim to forward for a client; a dev node trusts no one.
     assert options["proxy_headers"] is False
+
+
+def test_python_dash_m_app_refuses_a_bad_setting_in_one_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PORT", "eighty")
+    with pytest.raises(SystemExit) as stopped:
+        dunder_main.main()
+    assert stopped.value.code == "abacus: PORT must be a whole number, got 'eighty'"

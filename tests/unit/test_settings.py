@@ -24,6 +24,7 @@ def test_defaults_of_an_empty_environment() -> None:
     assert settings.idempotency_ttl_s == 86400
     assert settings.retry_key_ttl_s == 120
     assert (settings.log_level, settings.log_format) == ("info", "json")
+    assert (settings.host, settings.port, settings.web_concurrency) == ("127.0.0.1", 8000, 2)
 
 
 def test_every_variable_is_read() -> None:
@@ -40,6 +41,9 @@ def test_every_variable_is_read() -> None:
             "ABACUS_RETRY_KEY_TTL_S": "30",
             "LOG_LEVEL": "DEBUG",
             "LOG_FORMAT": "Text",
+            "HOST": "0.0.0.0",
+            "PORT": "8001",
+            "WEB_CONCURRENCY": "3",
         }
     )
     assert settings.node_id == "node-7"
@@ -56,6 +60,7 @@ def test_every_variable_is_read() -> None:
     assert settings.idempotency_ttl_s == 60
     assert settings.retry_key_ttl_s == 30
     assert (settings.log_level, settings.log_format) == ("debug", "text")
+    assert (settings.host, settings.port, settings.web_concurrency) == ("0.0.0.0", 8001, 3)
 
 
 def test_empty_values_mean_the_default() -> None:
@@ -121,6 +126,14 @@ def test_nobody_is_a_trusted_proxy_by_default() -> None:
         ("LOG_FORMAT", "xml", "LOG_FORMAT must be one of json, text"),
         ("ABACUS_TRUSTED_PROXIES", "nginx", "ABACUS_TRUSTED_PROXIES: "),
         ("ABACUS_TRUSTED_PROXIES", "10.0.0.1/8", "ABACUS_TRUSTED_PROXIES: "),
+        ("PORT", "http", "PORT must be a whole number"),
+        ("PORT", "0", "PORT must be at least 1"),
+        ("PORT", "65536", "PORT must be at most 65535"),
+        ("WEB_CONCURRENCY", "0", "WEB_CONCURRENCY must be at least 1"),
+        ("WEB_CONCURRENCY", "two", "WEB_CONCURRENCY must be a whole number"),
+        # A token that no Authorization header can carry would lock reset for good.
+        ("ABACUS_ADMIN_TOKEN", "pässword", "ABACUS_ADMIN_TOKEN must be visible ASCII"),
+        ("ABACUS_ADMIN_TOKEN", "two words", "ABACUS_ADMIN_TOKEN must be visible ASCII"),
     ],
 )
 def test_unusable_values_are_refused_by_name(name: str, value: str, message: str) -> None:
