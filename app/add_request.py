@@ -10,6 +10,7 @@ from starlette.requests import Request
 from app import amounts
 from app.errors import ApiError
 from app.json_body import InvalidJSON, parse
+from app.settings import is_visible_ascii
 
 MAX_BODY_BYTES = 1024
 MAX_IDEMPOTENCY_KEY = 255
@@ -63,11 +64,7 @@ def _idempotency_key(values: list[str]) -> str | None:
     if not values:
         return None
     key = values[0]
-    if (
-        len(values) > 1
-        or not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY
-        or not all("!" <= c <= "~" for c in key)
-    ):
+    if len(values) > 1 or not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY or not is_visible_ascii(key):
         raise ApiError(
             400,
             "invalid_idempotency_key",

@@ -39,6 +39,11 @@ def unavailable(message: str = "Redis is unavailable; nothing was changed") -> A
     return ApiError(503, "unavailable", message)
 
 
+def out_of_time() -> ApiError:
+    """The add was not committed by its deadline (and, where needed, is fenced): it never will."""
+    return unavailable("Redis could not take the add in time; nothing changed")
+
+
 def outcome_unknown(reason: str = "Redis became unreachable after the add was sent") -> ApiError:
     return ApiError(
         503,

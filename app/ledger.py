@@ -31,7 +31,7 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from app import amounts, records, resp
-from app.errors import ApiError, unavailable
+from app.errors import ApiError, out_of_time, unavailable
 from app.pending_add import Committed, Outcome, PendingAdd
 from app.redis_pool import SOCKET_TIMEOUT_S
 
@@ -154,7 +154,7 @@ def _plan(
             continue
         if not add.fencing:
             if now >= add.deadline:
-                refusal = unavailable("Redis could not take the add in time; nothing changed")
+                refusal = out_of_time()
             else:
                 try:
                     plan.total = amounts.add(plan.total, add.number)

@@ -31,6 +31,7 @@ from app.errors import (
     ApiError,
     idempotency_key_refused,
     idempotency_key_reused,
+    out_of_time,
     outcome_unknown,
     unavailable,
 )
@@ -194,11 +195,7 @@ class PendingAdd:
             return None
         if now < self.deadline and not unreachable:
             return None
-        return self.refuse(
-            unavailable("Redis could not take the add in time; nothing changed"),
-            now,
-            can_fence=not unreachable,
-        )
+        return self.refuse(out_of_time(), now, can_fence=not unreachable)
 
 
 def _resolution(outcome: Outcome) -> str:

@@ -52,36 +52,29 @@ async def add_number(request: Request) -> Response:
     settings, _, committer = _services(request)
     add_request = await read_add_request(request)
     retry_key = request.headers.get(RETRY_KEY_HEADER)
-    peer = request.client.host if request.client else None
-    balancer = bool(retry_key) and settings.is_trusted_proxy(peer)
+    client_key = add_request.idempotency_key is not None
+    record_key: str | None
     if add_request.idempotency_key is not None:
         # The client may send the key again, to any node, while this request is in flight.
-        add = committer.submit(
-            add_request.number,
-            settings.record_key("idem", add_request.idempotency_key),
-            settings.idempotency_ttl_s,
-            others=Others.SAME_KEY,
-            client_key=True,
-        )
-    elif balancer and retry_key and _RETRY_KEY.fullmatch(retry_key):
+        record_key = settings.record_key("idem", add_request.idempotency_key)
+        ttl = settings.idempotency_ttl_s
+        others = Others.SAME_KEY
+    elif retry_key and _RETRY_KEY.fullmatch(retry_key) and _from_balancer(request, settings):
         # nginx sends the same key on every try of a request; it marks the first one, which no
         # other node can be carrying yet.
+        record_key = settings.record_key("retry", retry_key)
+        ttl = settings.retry_key_ttl_s
         first = request.headers.get(BALANCER_TRY_HEADER) == "first"
-        add = committer.submit(
-            add_request.number,
-            settings.record_key("retry", retry_key),
-            settings.retry_key_ttl_s,
-            others=Others.NONE if first else Others.SAME_KEY,
-        )
+        others = Others.NONE if first else Others.SAME_KEY
     else:
         # A record of its own, only to learn the outcome of a lost EXEC. A retry key we cannot
         # trust still says that the balancer may pass this add to other nodes.
-        add = committer.submit(
-            add_request.number,
-            None,
-            int(settings.add_deadline_s + RESOLVE_GRACE_S) + 60,
-            others=Others.UNSEEN if retry_key else Others.NONE,
-        )
+        record_key = None
+        ttl = int(settings.add_deadline_s + RESOLVE_GRACE_S) + 60
+        others = Others.UNSEEN if retry_key else Others.NONE
+    add = committer.submit(
+        add_request.number, record_key, ttl, others=others, client_key=client_key
+    )
     # A client that goes away cancels only this future: the lane answers the add all the same.
     outcome = await add.future
     request.state.log_fields = {
@@ -97,6 +90,10 @@ async def add_number(request: Request) -> Response:
         metrics.ADDS_REPLAYED.inc()
         headers["Idempotent-Replayed"] = "true"
     return Response(outcome.body, 200, headers=headers, media_type="application/json")
+
+
+def _from_balancer(request: Request, settings: Settings) -> bool:
+    return settings.is_trusted_proxy(request.client.host if request.client else None)
 
 
 async def read_sum(request: Request) -> Response:

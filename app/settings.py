@@ -80,7 +80,7 @@ class Settings:
                 ) from exc
         deadline_ms = _int(env, "ABACUS_ADD_DEADLINE_MS", DEFAULT_ADD_DEADLINE_MS, minimum=50)
         admin_token = env.get("ABACUS_ADMIN_TOKEN") or None
-        if admin_token is not None and not _is_header_safe(admin_token):
+        if admin_token is not None and not is_visible_ascii(admin_token):
             # An Authorization header carries visible ASCII only: such a token could never match.
             raise SettingsError("ABACUS_ADMIN_TOKEN must be visible ASCII characters only")
         return cls(
@@ -104,7 +104,8 @@ class Settings:
         )
 
 
-def _is_header_safe(value: str) -> bool:
+def is_visible_ascii(value: str) -> bool:
+    """Printable ASCII without space, what a token or key header may carry."""
     return all("!" <= c <= "~" for c in value)
 
 

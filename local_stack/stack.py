@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from app.settings import DEFAULT_RETRY_KEY_TTL_S
+from app.settings import Settings, SettingsError
 from local_stack import binaries, nginx_config, ports, processes
 from local_stack import redis_server as redis_servers
 from local_stack.errors import StackError
@@ -52,18 +52,13 @@ class StackConfig:
     proxy_read_timeout_s: float = nginx_config.PROXY_READ_TIMEOUT_S
     client_body_timeout_s: float = nginx_config.CLIENT_BODY_TIMEOUT_S
 
-    def _node_setting(self, name: str) -> str | None:
-        return self.node_env.get(name) or os.environ.get(name) or None
-
-    @property
-    def add_deadline_s(self) -> float:
-        raw = self._node_setting("ABACUS_ADD_DEADLINE_MS")
-        return int(raw) / 1000 if raw else nginx_config.DEFAULT_ADD_DEADLINE_S
-
-    @property
-    def retry_key_ttl_s(self) -> float:
-        raw = self._node_setting("ABACUS_RETRY_KEY_TTL_S")
-        return int(raw) if raw else float(DEFAULT_RETRY_KEY_TTL_S)
+    def node_settings(self) -> Settings:
+        """The settings the nodes will read (this environment, then `node_env`), parsed as the
+        nodes parse them, so that the balancer is configured to match."""
+        try:
+            return Settings.from_env({**os.environ, **self.node_env})
+        except SettingsError as exc:
+            raise StackError(f"the nodes' settings: {exc}") from None
 
     @property
     def node_ports(self) -> list[int]:
@@ -241,6 +236,7 @@ class LocalStack:
 
     def _start_nginx(self, nginx: str) -> None:
         prefix = self.dir / "nginx"
+        node_settings = self.config.node_settings()
         env = nginx_config.local_env(
             self.config.port,
             self.config.node_ports,
@@ -248,8 +244,8 @@ class LocalStack:
             rate_limit=self.config.rate_limit,
             rate_per_s=self.config.rate_per_s,
             rate_burst=self.config.rate_burst,
-            add_deadline_s=self.config.add_deadline_s,
-            retry_key_ttl_s=self.config.retry_key_ttl_s,
+            add_deadline_s=node_settings.add_deadline_s,
+            retry_key_ttl_s=node_settings.retry_key_ttl_s,
             proxy_read_timeout_s=self.config.proxy_read_timeout_s,
             client_body_timeout_s=self.config.client_body_timeout_s,
         )

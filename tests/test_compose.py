@@ -1036,3 +1036,13 @@ def test_balancer_timing_fits_the_nodes_defaults(compose: dict[str, Any]) -> Non
         nginx_config.check_timing(int(deadline_ms) / 1000 + 1, int(deadline_ms) / 1000, 120)
     with pytest.raises(StackError, match="ABACUS_RETRY_KEY_TTL_S"):
         nginx_config.check_timing(seconds(nginx["ABACUS_PROXY_READ_TIMEOUT"]), 3, 30)
+
+
+def test_the_timing_check_reads_the_template_s_own_values(compose: dict[str, Any]) -> None:
+    """The check above computes with these constants; they must be what nginx really runs with."""
+    template = without_comments(nginx_config.TEMPLATE.read_text())
+    (next_upstream,) = re.findall(r"proxy_next_upstream_timeout (\S+);", template)
+    assert seconds(next_upstream) == nginx_config.NEXT_UPSTREAM_TIMEOUT_S
+    nginx = environment(compose, "nginx")
+    assert seconds(nginx["ABACUS_PROXY_READ_TIMEOUT"]) == nginx_config.PROXY_READ_TIMEOUT_S
+    assert seconds(nginx["ABACUS_CLIENT_BODY_TIMEOUT"]) == nginx_config.CLIENT_BODY_TIMEOUT_S
