@@ -18,6 +18,7 @@ from starlette.types import ASGIApp
 from app import redis_pool
 from app.errors import ApiError, error_response
 from app.group_commit import GroupCommitter
+from app.host_check import HostCheckMiddleware
 from app.request_context import RequestContextMiddleware
 from app.routes import ROUTES
 from app.settings import Settings
@@ -103,7 +104,9 @@ def create_app(
     # open redirect, and a 307 no client of this API expects. A path is exact here, else 404.
     app.router.redirect_slashes = False
     known_paths = frozenset(route.path for route in ROUTES if isinstance(route, Route))
-    return RequestContextMiddleware(app, settings.node_id, known_paths)
+    return RequestContextMiddleware(
+        HostCheckMiddleware(app, settings), settings.node_id, known_paths
+    )
 
 
 def _without_password(url: str) -> str:

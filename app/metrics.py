@@ -52,6 +52,12 @@ AMBIGUOUS_RESOLVED = Counter(
 ADDS_PENDING = Gauge(
     "abacus_adds_pending", "Adds queued or in flight, not yet answered", multiprocess_mode="livesum"
 )
+# Retry keys without the balancer's secret: through the balancer, a secret nginx and the nodes do
+# not share (a misconfiguration); directly at a node, somebody posing as the balancer.
+UNTRUSTED_RETRY_KEYS = Counter(
+    "abacus_untrusted_retry_keys_total",
+    "Requests with a retry key but without the balancer's secret (the key was ignored)",
+)
 REDIS_ERRORS = Counter("abacus_redis_errors_total", "Redis calls that failed", ["operation"])
 
 

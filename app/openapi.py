@@ -32,6 +32,7 @@ ERROR_CODES = [
     "forbidden",
     "not_found",
     "method_not_allowed",
+    "misdirected_request",
     "rate_limited",
     "unavailable",
     "outcome_unknown",
@@ -75,6 +76,7 @@ def _ok(description: str, schema: str, **headers: Any) -> dict[str, Any]:
 COMMON_ERRORS = {
     "404": _error("Unknown path (not_found)"),
     "405": _error("Wrong method (method_not_allowed)"),
+    "421": _error("Host names a server this service does not serve (misdirected_request)"),
     "429": _error("Rate limit of the balancer exceeded (rate_limited)", retry=True),
 }
 

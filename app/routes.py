@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import math
 import re
+import time
 
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -31,6 +33,11 @@ RETRY_KEY_HEADER = "x-abacus-retry-key"
 # Set by nginx with the retry key: "first" on a request's first try, "retry" when nginx passes it
 # on after a node failed.
 BALANCER_TRY_HEADER = "x-abacus-try"
+# Set by nginx on every proxied request (overwriting any client's) to the secret it shares with
+# the nodes: only with it are the two headers above the balancer's.
+BALANCER_SECRET_HEADER = "x-abacus-balancer-secret"  # noqa: S105 - a name, not a secret
+# A wrong or missing secret is logged at most this often per worker (the metric counts each).
+UNTRUSTED_LOG_INTERVAL_S = 60.0
 _RETRY_KEY = re.compile(r"[0-9A-Za-z]{1,64}")
 HEALTH_TIMEOUT_S = 1.0
 READ_TRIES = 3
@@ -69,6 +76,8 @@ async def add_number(request: Request) -> Response:
     else:
         # A record of its own, only to learn the outcome of a lost EXEC. A retry key we cannot
         # trust still says that the balancer may pass this add to other nodes.
+        if retry_key:
+            _untrusted_retry_key(request)
         record_key = None
         ttl = int(settings.add_deadline_s + RESOLVE_GRACE_S) + 60
         others = Others.UNSEEN if retry_key else Others.NONE
@@ -93,7 +102,25 @@ async def add_number(request: Request) -> Response:
 
 
 def _from_balancer(request: Request, settings: Settings) -> bool:
-    return settings.is_trusted_proxy(request.client.host if request.client else None)
+    return settings.is_balancer(request.headers.get(BALANCER_SECRET_HEADER))
+
+
+_untrusted_logged_at = -math.inf
+
+
+def _untrusted_retry_key(request: Request) -> None:
+    global _untrusted_logged_at  # noqa: PLW0603 - one rate limit per worker process
+    metrics.UNTRUSTED_RETRY_KEYS.inc()
+    now = time.monotonic()
+    if now - _untrusted_logged_at >= UNTRUSTED_LOG_INTERVAL_S:
+        _untrusted_logged_at = now
+        peer = request.client.host if request.client else "unknown"
+        log.warning(
+            "a retry key came without the balancer's secret (from %s); it was ignored. Through "
+            "the balancer this means nginx and the nodes do not share ABACUS_BALANCER_SECRET_FILE",
+            peer,
+            extra={"peer": peer},
+        )
 
 
 async def read_sum(request: Request) -> Response:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import hmac
 import ipaddress
 import os
+import re
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 DEFAULT_ADD_DEADLINE_MS = 3000
 # After its deadline an add may still be *resolved* (its lost EXEC learnt, a fence written) for
@@ -22,6 +22,11 @@ RESOLVE_GRACE_S = 0.8
 DEFAULT_RETRY_KEY_TTL_S = 120
 LOG_FORMATS = ("json", "text")
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+# The balancer's secret goes into nginx's configuration inside a quoted string and through a shell
+# script in the nginx image: letters, digits and a few marks that need no quoting anywhere.
+BALANCER_SECRET = re.compile(r"[A-Za-z0-9._~+/=-]{32,256}")
+# Host names a node answers besides IP addresses (which DNS rebinding cannot use).
+DEFAULT_SERVER_NAMES = ("localhost",)
 
 
 class SettingsError(ValueError):
@@ -37,8 +42,9 @@ class Settings:
     admin_token: str | None
     add_deadline_s: float
     max_batch: int
-    # Peers allowed to send the balancer's retry key; empty means nobody is.
-    trusted_proxies: tuple[IPNetwork, ...]
+    # Shared by nginx and the nodes: a request that carries it comes from the balancer, so its
+    # retry key and client address are the balancer's. None: nobody is trusted.
+    balancer_secret: str | None
     idempotency_ttl_s: int
     retry_key_ttl_s: int
     log_level: str
@@ -48,6 +54,8 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     web_concurrency: int = 2
+    # Host header values (without port) this node serves; IP addresses are always served.
+    server_names: tuple[str, ...] = DEFAULT_SERVER_NAMES
 
     @property
     def sum_key(self) -> str:
@@ -57,28 +65,25 @@ class Settings:
         """Where the commit record of one add lives, next to the sum it belongs to."""
         return f"{self.key}:{kind}:{name}"
 
-    def is_trusted_proxy(self, host: str | None) -> bool:
-        if host is None:
+    def is_balancer(self, presented: str | None) -> bool:
+        """Whether a request's secret header is the balancer's, compared in constant time."""
+        if self.balancer_secret is None or presented is None:
             return False
-        try:
-            address = ipaddress.ip_address(host)
-        except ValueError:
-            return False
-        return any(address in network for network in self.trusted_proxies)
+        return hmac.compare_digest(presented.encode(), self.balancer_secret.encode())
+
+    def serves_host(self, host: str) -> bool:
+        """Whether a Host header (with or without port) names this service: a configured name,
+        an IP address, or nothing (HTTP/1.0). Any other name may be DNS rebinding at work."""
+        name = _host_name(host)
+        return name == "" or name in self.server_names or _is_ip_address(name)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
         password_file = env.get("REDIS_PASSWORD_FILE") or None
-        password = None
-        if password_file is not None:
-            try:
-                password = Path(password_file).read_text(encoding="utf-8").strip() or None
-            except OSError as exc:
-                raise SettingsError(
-                    f"REDIS_PASSWORD_FILE: cannot read {password_file}: {exc}"
-                ) from exc
+        password = _read("REDIS_PASSWORD_FILE", password_file) or None if password_file else None
         deadline_ms = _int(env, "ABACUS_ADD_DEADLINE_MS", DEFAULT_ADD_DEADLINE_MS, minimum=50)
+        balancer_secret = _secret(env.get("ABACUS_BALANCER_SECRET_FILE") or None)
         admin_token = env.get("ABACUS_ADMIN_TOKEN") or None
         if admin_token is not None and not is_visible_ascii(admin_token):
             # An Authorization header carries visible ASCII only: such a token could never match.
@@ -91,7 +96,7 @@ class Settings:
             admin_token=admin_token,
             add_deadline_s=deadline_ms / 1000,
             max_batch=_int(env, "ABACUS_MAX_BATCH", 256, minimum=1),
-            trusted_proxies=_networks(env.get("ABACUS_TRUSTED_PROXIES", "")),
+            balancer_secret=balancer_secret,
             idempotency_ttl_s=_int(env, "ABACUS_IDEMPOTENCY_TTL_S", 86400, minimum=1),
             retry_key_ttl_s=_int(
                 env, "ABACUS_RETRY_KEY_TTL_S", DEFAULT_RETRY_KEY_TTL_S, minimum=30
@@ -101,6 +106,7 @@ class Settings:
             host=env.get("HOST") or "127.0.0.1",
             port=_int(env, "PORT", 8000, minimum=1, maximum=65535),
             web_concurrency=_int(env, "WEB_CONCURRENCY", 2, minimum=1),
+            server_names=_server_names(env.get("ABACUS_SERVER_NAMES")),
         )
 
 
@@ -133,8 +139,47 @@ def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str,
     return value
 
 
-def _networks(raw: str) -> tuple[IPNetwork, ...]:
+def _read(name: str, path: str) -> str:
     try:
-        return tuple(ipaddress.ip_network(part.strip()) for part in raw.split(",") if part.strip())
-    except ValueError as exc:
-        raise SettingsError(f"ABACUS_TRUSTED_PROXIES: {exc}") from None
+        return Path(path).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"{name}: cannot read {path}: {exc}") from None
+
+
+def _secret(path: str | None) -> str | None:
+    if path is None:
+        return None
+    secret = _read("ABACUS_BALANCER_SECRET_FILE", path)
+    if not BALANCER_SECRET.fullmatch(secret):
+        raise SettingsError(
+            f"ABACUS_BALANCER_SECRET_FILE: {path} must hold 32 to 256 characters of A-Z a-z 0-9 "
+            ". _ ~ + / = - (e.g. `python3 -c 'import secrets; print(secrets.token_hex(32))'`)"
+        )
+    return secret
+
+
+def _server_names(raw: str | None) -> tuple[str, ...]:
+    if raw is None or not raw.strip():
+        return DEFAULT_SERVER_NAMES
+    names = tuple(name.lower().rstrip(".") for name in raw.replace(",", " ").split())
+    for name in names:
+        if not re.fullmatch(r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?", name):
+            raise SettingsError(f"ABACUS_SERVER_NAMES: {name!r} is not a host name")
+    return names
+
+
+def _host_name(host: str) -> str:
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host.partition("]")[0] + "]"
+    name = host.rpartition(":")[0] if ":" in host else host
+    # "localhost." is the same name, fully qualified.
+    return name.removesuffix(".")
+
+
+def _is_ip_address(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name.removeprefix("[").removesuffix("]"))
+    except ValueError:
+        return False
+    return True

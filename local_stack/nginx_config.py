@@ -6,6 +6,7 @@ that are set, so `${NAME}` is replaced only when NAME is set and nginx's own `$v
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -77,7 +78,7 @@ def local_env(
     listen_port: int,
     node_ports: Sequence[int],
     *,
-    proxy_bind: str,
+    balancer_secret: str,
     rate_limit: bool,
     rate_per_s: int = DEFAULT_RATE_LIMIT,
     rate_burst: int = DEFAULT_RATE_BURST,
@@ -91,7 +92,7 @@ def local_env(
         "ABACUS_LISTEN": f"127.0.0.1:{listen_port}",
         "ABACUS_UPSTREAM_SERVERS": upstream_servers([f"127.0.0.1:{p}" for p in node_ports]),
         "ABACUS_RESOLVER": "",
-        "ABACUS_PROXY_BIND": proxy_bind,
+        "ABACUS_BALANCER_SECRET": balancer_secret,
         "ABACUS_RATE_LIMIT": str(rate_per_s),
         "ABACUS_RATE_BURST": str(rate_burst),
         "ABACUS_RATE_LIMIT_ENABLED": "on" if rate_limit else "off",
@@ -105,7 +106,12 @@ def write_prefix(prefix: Path, env: Mapping[str, str]) -> Path:
     (prefix / "conf.d").mkdir(parents=True, exist_ok=True)
     (prefix / "tmp").mkdir(exist_ok=True)
     rendered = render(TEMPLATE.read_text(), env)
-    (prefix / "conf.d" / "abacus.conf").write_text(rendered)
+    # The rendered file holds the balancer's secret: readable by its owner only, from the start.
+    conf = prefix / "conf.d" / "abacus.conf"
+    conf.unlink(missing_ok=True)
+    fd = os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(rendered)
     main = prefix / "nginx.conf"
     # A link, not a copy: nginx resolves `include conf.d/*.conf` next to the path it is given.
     if main.is_symlink() or main.exists():

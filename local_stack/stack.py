@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import sys
 import time
@@ -25,9 +26,10 @@ from local_stack.processes import Process
 
 ROOT = Path(__file__).resolve().parents[1]
 GUNICORN_CONF = ROOT / "gunicorn.conf.py"
-# The nodes trust the balancer's retry key only from this address, which nginx binds to (Linux
-# routes all of 127.0.0.0/8 to the loopback), so a client on 127.0.0.1 cannot forge it.
-BALANCER_ADDRESS = "127.0.0.2"
+# The secret nginx and the nodes share, generated on the first `up` when none is configured
+# (ABACUS_BALANCER_SECRET_FILE in the environment or the nodes' settings names one of your own).
+BALANCER_SECRET_FILE = "balancer_secret"  # noqa: S105 - a file name
+SECRET_SETTING = "ABACUS_BALANCER_SECRET_FILE"  # noqa: S105 - a variable name
 
 # Longer than Gunicorn's graceful_timeout (20 s), so a graceful stop is never cut short.
 NODE_STOP_TIMEOUT_S = 30.0
@@ -52,11 +54,17 @@ class StackConfig:
     proxy_read_timeout_s: float = nginx_config.PROXY_READ_TIMEOUT_S
     client_body_timeout_s: float = nginx_config.CLIENT_BODY_TIMEOUT_S
 
+    @property
+    def balancer_secret_path(self) -> Path:
+        configured = self.node_env.get(SECRET_SETTING) or os.environ.get(SECRET_SETTING)
+        return Path(configured) if configured else self.dir.resolve() / BALANCER_SECRET_FILE
+
     def node_settings(self) -> Settings:
         """The settings the nodes will read (this environment, then `node_env`), parsed as the
         nodes parse them, so that the balancer is configured to match."""
+        env = {**os.environ, SECRET_SETTING: str(self.balancer_secret_path), **self.node_env}
         try:
-            return Settings.from_env({**os.environ, **self.node_env})
+            return Settings.from_env(env)
         except SettingsError as exc:
             raise StackError(f"the nodes' settings: {exc}") from None
 
@@ -154,6 +162,7 @@ class LocalStack:
             ports.require_free(port, node_id(index))
         ports.require_free(config.port, "balancer")
         self.dir.mkdir(parents=True, exist_ok=True)
+        write_default_secret(config.balancer_secret_path)
         try:
             if redis_server is not None:
                 self._start_redis(redis_server)
@@ -225,7 +234,7 @@ class LocalStack:
             "HOST": "127.0.0.1",
             "REDIS_URL": self.config.effective_redis_url,
             "WEB_CONCURRENCY": str(self.config.workers),
-            "ABACUS_TRUSTED_PROXIES": BALANCER_ADDRESS,
+            SECRET_SETTING: str(self.config.balancer_secret_path),
             "PROMETHEUS_MULTIPROC_DIR": str(self.dir / "metrics" / node_id(index)),
             **self.config.node_env,
         }
@@ -237,10 +246,12 @@ class LocalStack:
     def _start_nginx(self, nginx: str) -> None:
         prefix = self.dir / "nginx"
         node_settings = self.config.node_settings()
+        if node_settings.balancer_secret is None:
+            raise StackError(f"{SECRET_SETTING} is set empty: the balancer needs a secret")
         env = nginx_config.local_env(
             self.config.port,
             self.config.node_ports,
-            proxy_bind=BALANCER_ADDRESS,
+            balancer_secret=node_settings.balancer_secret,
             rate_limit=self.config.rate_limit,
             rate_per_s=self.config.rate_per_s,
             rate_burst=self.config.rate_burst,
@@ -321,6 +332,16 @@ class LocalStack:
                 entry["port"] = self.config.redis_port
             report[name] = entry
         return report
+
+
+def write_default_secret(path: Path) -> None:
+    """Create the stack's own secret file (owner-only) unless it, or one of yours, exists."""
+    if path.exists():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(secrets.token_hex(32) + "\n")
 
 
 def health_status(port: int, timeout: float = 2.0) -> int | None:

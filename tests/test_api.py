@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 
 from local_stack import LocalStack
-from tests.api_client import Api
+from tests.api_client import ADMIN_TOKEN, Api
 from tests.request_tables import MALFORMED as ALL_MALFORMED
 from tests.request_tables import one_per_code
 from tests.waiting import wait_for_log
@@ -186,10 +186,34 @@ def test_charset_parameter_is_fine(api: Api) -> None:
 
 
 def test_a_trailing_slash_is_not_found_and_never_redirects(api: Api) -> None:
-    reply = api.request("GET", "/abacus/sum/", headers={"Host": "attacker.example:8443"})
+    # A name the service serves, with a port of the client's choosing.
+    reply = api.request("GET", "/abacus/sum/", headers={"Host": "localhost:8443"})
     assert reply.status == 404, reply.text
     assert reply.body["error"] == "not_found"
     assert "Location" not in reply.headers
+
+
+def test_dns_rebinding_cannot_reset_add_or_read(api: Api, stack: LocalStack) -> None:
+    """A page on attacker.example, its name pointed at 127.0.0.1, sends its own name as Host:
+    through the balancer and straight to a node, nothing happens."""
+    assert api.add(5).status == 200
+    node = Api(f"http://127.0.0.1:{stack.config.node_port}")
+    rebound = {"Host": "attacker.example:8080", "Authorization": f"Bearer {ADMIN_TOKEN}"}
+    for client in (api, node):
+        for method, path, data in (
+            ("DELETE", "/abacus/sum", None),
+            ("POST", "/abacus/number", '{"number": 1}'),
+            ("GET", "/abacus/sum", None),
+        ):
+            headers = {**rebound, "Content-Type": "application/json"}
+            reply = client.request(method, path, data=data, headers=headers)
+            assert reply.status == 421, reply.text
+            assert reply.body["error"] == "misdirected_request"
+            assert reply.headers["X-Request-ID"]
+    assert api.sum() == 5
+    # The names a user's own tools send are served.
+    for host in ("localhost:8080", "127.0.0.1", "[::1]:8080"):
+        assert api.request("GET", "/abacus/sum", headers={"Host": host}).status == 200
 
 
 def test_an_exponent_beyond_any_decimal_is_out_of_range(api: Api) -> None:

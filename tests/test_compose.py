@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import ast
 import http.server
-import ipaddress
 import json
 import os
 import re
@@ -33,7 +32,7 @@ import pytest
 import yaml
 
 import redis
-from app.settings import DEFAULT_ADD_DEADLINE_MS, DEFAULT_RETRY_KEY_TTL_S, Settings
+from app.settings import DEFAULT_ADD_DEADLINE_MS, DEFAULT_RETRY_KEY_TTL_S, Settings, SettingsError
 from local_stack import StackError, nginx_config
 from local_stack.ports import free_ports
 from local_stack.stack import GUNICORN_CONF
@@ -60,8 +59,8 @@ NODE_PORT = 8000
 NGINX_RESOLVE_SINCE = (1, 27, 3)
 
 # What a node may be configured with: the spec's configuration table, the settings later work
-# added to it (ABACUS_TRUSTED_PROXIES, the two key lifetimes), and what gunicorn.conf.py reads
-# for the image (HOST, PROMETHEUS_MULTIPROC_DIR).
+# added to it (the balancer's secret, server names, the two key lifetimes), and what
+# gunicorn.conf.py reads for the image (HOST, PROMETHEUS_MULTIPROC_DIR).
 DOCUMENTED_NODE_SETTINGS = frozenset(
     {
         "NODE_ID",
@@ -71,7 +70,8 @@ DOCUMENTED_NODE_SETTINGS = frozenset(
         "ABACUS_ADMIN_TOKEN",
         "ABACUS_ADD_DEADLINE_MS",
         "ABACUS_MAX_BATCH",
-        "ABACUS_TRUSTED_PROXIES",
+        "ABACUS_BALANCER_SECRET_FILE",
+        "ABACUS_SERVER_NAMES",
         "ABACUS_IDEMPOTENCY_TTL_S",
         "ABACUS_RETRY_KEY_TTL_S",
         "WEB_CONCURRENCY",
@@ -199,12 +199,6 @@ def version_of(image: str) -> tuple[int, ...]:
     return tuple(int(part) for part in match[0].split("."))
 
 
-def balancer_ip(compose: dict[str, Any]) -> str:
-    address = service(compose, "nginx")["networks"]["back"]["ipv4_address"]
-    assert isinstance(address, str)
-    return address
-
-
 # --- The file as a whole -------------------------------------------------------------------------
 
 
@@ -289,10 +283,11 @@ def test_redis_is_only_on_the_back_network_and_never_published(compose: dict[str
     assert on_front == {"nginx"}
 
 
-def test_nodes_are_on_the_back_network_and_published_on_loopback(compose: dict[str, Any]) -> None:
-    for index, name in enumerate(NODES):
+def test_nodes_are_on_the_back_network_alone_and_never_published(compose: dict[str, Any]) -> None:
+    # Reached only through the balancer (issue: a node's HTTP server has fewer limits than nginx).
+    for name in NODES:
         assert networks_of(compose, name) == {"back"}
-        assert service(compose, name)["ports"] == [f"127.0.0.1:{8001 + index}:{NODE_PORT}"]
+        assert "ports" not in service(compose, name)
 
 
 def test_nginx_is_on_both_networks_and_published_on_8080(compose: dict[str, Any]) -> None:
@@ -302,30 +297,79 @@ def test_nginx_is_on_both_networks_and_published_on_8080(compose: dict[str, Any]
     assert environment(compose, "nginx")["ABACUS_LISTEN"] == "8080"
 
 
-def test_the_back_network_can_publish_and_keeps_the_balancer_address_free(
-    compose: dict[str, Any],
-) -> None:
+def test_the_back_network_is_internal_and_needs_no_fixed_addresses(compose: dict[str, Any]) -> None:
     back = compose["networks"]["back"]
-    # Docker publishes no port of a container that is only on an internal network, and the
-    # nodes are published; Redis is kept from the host by having no `ports` instead.
-    assert not back.get("internal", False)
-    (pool,) = back["ipam"]["config"]
-    subnet = ipaddress.ip_network(pool["subnet"])
-    dynamic = ipaddress.ip_network(pool["ip_range"])
-    address = ipaddress.ip_address(balancer_ip(compose))
-    assert isinstance(subnet, ipaddress.IPv4Network)
-    assert isinstance(dynamic, ipaddress.IPv4Network)
-    assert dynamic.subnet_of(subnet)
-    assert address in subnet
-    # Docker gives other containers addresses from ip_range only, so none can take nginx's.
-    assert address not in dynamic
+    # Nothing on it is published, so it needs no way out; trust comes from the secret, so no
+    # subnet or address has to be reserved (and none can clash with the host's networks).
+    assert back.get("internal") is True
+    assert "ipam" not in back
+    nginx_networks = service(compose, "nginx")["networks"]
+    assert isinstance(nginx_networks, list), "no static address on any network"
 
 
-def test_nodes_trust_the_retry_key_from_nginx_alone(compose: dict[str, Any]) -> None:
+BALANCER_SECRET = "balancer_secret"
+BALANCER_SECRET_PATH = f"/run/secrets/{BALANCER_SECRET}"
+ENVSH = ROOT / "nginx" / "abacus-balancer-secret.envsh"
+
+
+def test_nodes_trust_the_retry_key_from_nginx_by_a_shared_secret(compose: dict[str, Any]) -> None:
+    assert set(compose["secrets"][BALANCER_SECRET]) == {"file"}
+    for name in ("nginx", *NODES):
+        assert BALANCER_SECRET in service(compose, name)["secrets"]
     for name in NODES:
-        assert environment(compose, name)["ABACUS_TRUSTED_PROXIES"] == balancer_ip(compose)
-    # nginx must connect from that address, not bind another one.
-    assert environment(compose, "nginx")["ABACUS_PROXY_BIND"] == "off"
+        assert environment(compose, name)["ABACUS_BALANCER_SECRET_FILE"] == BALANCER_SECRET_PATH
+    # Never in the container's configuration: the .envsh reads it from the secret file.
+    assert not any("SECRET" in name for name in environment(compose, "nginx"))
+    dev_secret = (ROOT / compose["secrets"][BALANCER_SECRET]["file"]).read_text().strip()
+    for path in (COMPOSE_FILE, DOCKERFILE, ENV_EXAMPLE, nginx_config.TEMPLATE, ENVSH):
+        assert dev_secret not in path.read_text()
+
+
+def test_nginx_reads_the_secret_in_its_entrypoint_before_rendering(compose: dict[str, Any]) -> None:
+    mounts = [v.split(":") for v in service(compose, "nginx")["volumes"]]
+    (target,) = [t for source, t, *_ in mounts if source == f"./{ENVSH.relative_to(ROOT)}"]
+    directory, _, name = target.rpartition("/")
+    assert directory == "/docker-entrypoint.d"
+    # The image sources *.envsh in `sort -V` order; its template step is 20-envsubst-on-templates.
+    assert name.endswith(".envsh")
+    assert sorted([name, "20-envsubst-on-templates.sh"]) == [name, "20-envsubst-on-templates.sh"]
+    assert os.access(ENVSH, os.X_OK), "the entrypoint skips a .envsh without its exec bit"
+
+
+def source_envsh(secret: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """What the image's entrypoint does: source the script in sh, then render (here: print)."""
+    path = tmp_path / "secret"
+    path.write_text(secret + "\n")
+    script = f'. "{ENVSH}"; printf "%s\\n" "$ABACUS_BALANCER_SECRET"; umask'
+    return subprocess.run(
+        ["sh", "-ec", script],
+        env={"PATH": os.environ["PATH"], "ABACUS_BALANCER_SECRET_PATH": str(path)},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=10,
+    )
+
+
+def test_the_entrypoint_script_exports_the_secret_for_rendering_only(
+    compose: dict[str, Any], tmp_path: Path
+) -> None:
+    dev_secret = (ROOT / compose["secrets"][BALANCER_SECRET]["file"]).read_text().strip()
+    result = source_envsh(dev_secret, tmp_path)
+    assert result.returncode == 0, result.stderr
+    exported, umask = result.stdout.split()
+    assert exported == dev_secret
+    assert umask == "0077", "the rendered config is nginx's user's alone"
+
+
+@pytest.mark.parametrize("secret", ["x" * 31, "x" * 257, 'x"' * 20, "$(id)" + "x" * 30])
+def test_the_entrypoint_script_refuses_what_the_nodes_refuse(tmp_path: Path, secret: str) -> None:
+    result = source_envsh(secret, tmp_path)
+    assert result.returncode != 0
+    assert result.stderr.startswith("abacus: the balancer secret")
+    path = tmp_path / "secret"
+    with pytest.raises(SettingsError):
+        Settings.from_env({"ABACUS_BALANCER_SECRET_FILE": str(path)})
 
 
 # --- Redis and its password ----------------------------------------------------------------------
@@ -528,24 +572,25 @@ def test_readme_documents_every_node_setting_compose_sets(compose: dict[str, Any
 
 def test_node_environment_gives_the_settings_intended(compose: dict[str, Any]) -> None:
     secret_file = ROOT / compose["secrets"][SECRET]["file"]
-    (pool,) = compose["networks"]["back"]["ipam"]["config"]
-    gateway = next(ipaddress.ip_network(pool["subnet"]).hosts())
+    balancer_secret_file = ROOT / compose["secrets"][BALANCER_SECRET]["file"]
     for index, name in enumerate(NODES):
-        env = {**environment(compose, name), "REDIS_PASSWORD_FILE": str(secret_file)}
+        env = {
+            **environment(compose, name),
+            "REDIS_PASSWORD_FILE": str(secret_file),
+            "ABACUS_BALANCER_SECRET_FILE": str(balancer_secret_file),
+        }
         settings = Settings.from_env(env)
         assert settings.node_id == f"node-{index + 1}"
         assert settings.redis_url == "redis://redis:6379/0"
         assert settings.redis_password == secret_file.read_text().strip()
-        assert settings.is_trusted_proxy(balancer_ip(compose))
-        # Host clients of the published ports arrive from the network's gateway, its first host.
-        assert not settings.is_trusted_proxy(str(gateway))
+        assert settings.is_balancer(balancer_secret_file.read_text().strip())
         # Empty values mean the node's own defaults.
         assert settings == Settings.from_env({**env_of_identity(env), "NODE_ID": settings.node_id})
 
 
 def env_of_identity(env: Mapping[str, str]) -> dict[str, str]:
     """Only what is not a tunable: where Redis is, who to trust."""
-    keep = {"REDIS_URL", "REDIS_PASSWORD_FILE", "ABACUS_TRUSTED_PROXIES"}
+    keep = {"REDIS_URL", "REDIS_PASSWORD_FILE", "ABACUS_BALANCER_SECRET_FILE"}
     return {key: value for key, value in env.items() if key in keep}
 
 
@@ -616,7 +661,10 @@ def without_comments(config: str) -> str:
 def test_nginx_environment_sets_every_template_variable(compose: dict[str, Any]) -> None:
     template = without_comments(nginx_config.TEMPLATE.read_text())
     assert nginx_config.template_variables(template)
-    assert nginx_config.template_variables(template) <= set(environment(compose, "nginx"))
+    # The secret comes from the entrypoint script, never from compose's environment.
+    provided = set(environment(compose, "nginx")) | {"ABACUS_BALANCER_SECRET"}
+    assert nginx_config.template_variables(template) <= provided
+    assert "export ABACUS_BALANCER_SECRET\n" in ENVSH.read_text()
 
 
 def test_the_template_leaves_nginx_variables_alone() -> None:
@@ -647,6 +695,7 @@ def test_nginx_mounts_the_shared_config_and_writes_only_to_tmpfs(compose: dict[s
     assert set(nginx["volumes"]) == {
         "./nginx/nginx.conf:/etc/nginx/nginx.conf:ro",
         "./nginx/templates:/etc/nginx/templates:ro",
+        "./nginx/abacus-balancer-secret.envsh:/docker-entrypoint.d/18-abacus-balancer-secret.envsh:ro",
     }
     tmpfs = {entry.split(":")[0] for entry in nginx["tmpfs"]}
     assert tmpfs == {"/etc/nginx/conf.d", "/etc/nginx/tmp", "/var/cache/nginx", "/var/run"}
@@ -678,6 +727,8 @@ def test_the_nginx_config_compose_renders_passes_nginx_t(
     if binary is None:
         pytest.skip("nginx is not installed (make test installs it)")
     env = environment(compose, "nginx")
+    dev_secret = (ROOT / compose["secrets"][BALANCER_SECRET]["file"]).read_text().strip()
+    env["ABACUS_BALANCER_SECRET"] = dev_secret
     if nginx_version(binary) < NGINX_RESOLVE_SINCE:
         # This nginx (Debian's is 1.22) predates the `resolve` server parameter and cannot resolve
         # node1..node3, which only Docker's DNS knows. The two template variables that hold them
@@ -689,8 +740,10 @@ def test_the_nginx_config_compose_renders_passes_nginx_t(
         env["ABACUS_RESOLVER"] = ""
     main_conf = nginx_config.write_prefix(tmp_path / "nginx", env)
     prefix = main_conf.parent
-    rendered = (prefix / "conf.d" / "abacus.conf").read_text()
+    rendered_path = prefix / "conf.d" / "abacus.conf"
+    rendered = rendered_path.read_text()
     assert "${" not in without_comments(rendered)
+    assert rendered_path.stat().st_mode & 0o777 == 0o600, "it holds the balancer's secret"
     result = subprocess.run(
         [
             binary,

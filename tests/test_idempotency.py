@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -11,6 +12,8 @@ import redis
 from local_stack import LocalStack
 from tests.api_client import Api
 from tests.load import add_concurrently
+from tests.metrics_text import scrape, value
+from tests.raw_http import exchange
 from tests.waiting import wait_for_pending_adds
 
 pytestmark = pytest.mark.stack
@@ -133,3 +136,48 @@ def test_a_client_cannot_forge_the_balancers_retry_key(api: Api, stack: LocalSta
         assert reply.status == 200
         assert "Idempotent-Replayed" not in reply.headers
     assert api.sum() == 4, "four adds with the same forged key all counted"
+
+
+def test_no_local_address_or_guessed_secret_makes_the_retry_key_trusted(
+    api: Api, stack: LocalStack
+) -> None:
+    """The hostile review's attack: a local process may bind any 127.0.0.0/8 address (the
+    balancer's old trusted one included) and send a retry key twice, straight to a node. Only
+    the secret nginx and the nodes share makes the key the balancer's."""
+    port = stack.config.node_port
+    untrusted_before = value(scrape(port), "abacus_untrusted_retry_keys_total")
+    for secret_header in (b"", b"X-Abacus-Balancer-Secret: " + b"0" * 64 + b"\r\n"):
+        for _ in range(2):
+            request = (
+                b"POST /abacus/number HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                b"Content-Type: application/json\r\nContent-Length: 13\r\n"
+                b"X-Abacus-Retry-Key: 0123456789abcdef\r\nX-Abacus-Try: first\r\n"
+                + secret_header
+                + b"Connection: close\r\n\r\n"
+                + b'{"number": 1}'
+            )
+            reply = exchange(port, request, source="127.0.0.2")
+            assert reply.status == 200, reply.head
+            assert "idempotent-replayed" not in reply.head.lower()
+    assert api.sum() == 4, "each of the four adds counted"
+    untrusted = value(scrape(port), "abacus_untrusted_retry_keys_total") - untrusted_before
+    assert untrusted == 4, "each untrusted retry key is counted for the operators"
+
+
+def _process_tree(pid: int) -> list[int]:
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [pid, *(p for child in children for p in _process_tree(int(child)))]
+
+
+def test_the_balancer_secret_is_in_owner_only_files_and_nowhere_else(stack: LocalStack) -> None:
+    path = stack.config.balancer_secret_path
+    secret = path.read_text().strip().encode()
+    assert len(secret) >= 32
+    assert path.stat().st_mode & 0o777 == 0o600
+    rendered = stack.dir / "nginx" / "conf.d" / "abacus.conf"
+    assert rendered.stat().st_mode & 0o777 == 0o600
+    assert secret in rendered.read_bytes()
+    for process in stack.processes.values():
+        for pid in _process_tree(process.pid):
+            for part in ("cmdline", "environ"):
+                assert secret not in Path(f"/proc/{pid}/{part}").read_bytes(), (pid, part)

@@ -12,7 +12,7 @@ from tests.raw_http import exchange
 
 pytestmark = pytest.mark.stack
 
-GET_SUM = b"GET /abacus/sum HTTP/1.1\r\nHost: abacus\r\nConnection: close\r\n\r\n"
+GET_SUM = b"GET /abacus/sum HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
 
 
 def test_a_burst_from_one_client_is_limited_others_are_not(make_stack: StackFactory) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import socket
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, Protocol
 
 import fakeredis
@@ -24,6 +25,7 @@ from app.main import PoolFactory, create_app
 from app.settings import Settings
 
 ADMIN_TOKEN = "unit-admin-token"
+BALANCER_SECRET = "unit-balancer-secret-0123456789abcdef"
 NODE_ID = "unit-node"
 SUM_KEY = "abacus:sum"
 # What the fake INFO reports, so that /health's stats can be checked field by field.
@@ -37,6 +39,19 @@ INFO_STATS = {
 def make_settings(**env: str) -> Settings:
     """Settings from these variables only: the environment of the test run plays no part."""
     return Settings.from_env({"NODE_ID": NODE_ID, "ABACUS_ADMIN_TOKEN": ADMIN_TOKEN, **env})
+
+
+@pytest.fixture
+def balancer_secret_file(tmp_path: Path) -> Path:
+    path = tmp_path / "balancer_secret"
+    path.write_text(BALANCER_SECRET + "\n")
+    return path
+
+
+@pytest.fixture
+def balancer_settings(balancer_secret_file: Path) -> Settings:
+    """Settings of a node that shares BALANCER_SECRET with its balancer."""
+    return make_settings(ABACUS_BALANCER_SECRET_FILE=str(balancer_secret_file))
 
 
 class _SocketWithInfo(AsyncFakeSocket):
@@ -158,7 +173,8 @@ def make_client(redis_server: FakeServer) -> Iterator[ClientFactory]:
     ) -> TestClient:
         pools = make_pool or fake_pools(server or redis_server)
         app = create_app(settings or make_settings(), make_pool=pools)
-        client = TestClient(app, client=peer)
+        # A name the nodes serve by default (TestClient's own "testserver" is refused, 421).
+        client = TestClient(app, base_url="http://localhost", client=peer)
         client.__enter__()
         started.append(client)
         return client

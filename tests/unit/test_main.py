@@ -20,6 +20,7 @@ from starlette.testclient import TestClient
 
 from app import __main__ as dunder_main
 from app import redis_pool
+from app.host_check import HostCheckMiddleware
 from app.logging_config import logging_config
 from app.main import _http_error, _without_password, create_app
 from app.request_context import RequestContextMiddleware
@@ -29,12 +30,14 @@ from tests.unit.conftest import ClientFactory, FakeConnection, fake_pools, make_
 
 def app_state(client: TestClient) -> State:
     middleware = cast(RequestContextMiddleware, client.app)
-    return cast(Starlette, middleware.app).state
+    host_check = cast(HostCheckMiddleware, middleware.app)
+    return cast(Starlette, host_check.app).state
 
 
 def test_by_default_the_pools_go_to_redis_url(no_network: list[object]) -> None:
     assert inspect.signature(create_app).parameters["make_pool"].default is redis_pool.make_pool
-    with TestClient(create_app(make_settings(REDIS_URL="redis://127.0.0.1:6379/0"))) as client:
+    app = create_app(make_settings(REDIS_URL="redis://127.0.0.1:6379/0"))
+    with TestClient(app, base_url="http://localhost") as client:
         reply = client.get("/abacus/sum")
     assert reply.status_code == 503
     assert no_network, "the real pool tried REDIS_URL"
@@ -64,7 +67,8 @@ def test_the_lifespan_makes_a_request_pool_and_a_commit_pool(
         return pool
 
     settings = make_settings()
-    with TestClient(create_app(settings, make_pool=recording)) as client:
+    app = create_app(settings, make_pool=recording)
+    with TestClient(app, base_url="http://localhost") as client:
         assert [timeout for timeout, _ in made] == [redis_pool.SOCKET_TIMEOUT_S, None]
         (_, requests_pool), (_, commit_pool) = made
         state = app_state(client)

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from datetime import datetime
 from decimal import Decimal
+from pathlib import Path
 
 import fakeredis
 import httpx2
@@ -16,10 +18,12 @@ from fakeredis.aioredis import FakeAsyncRedisConnection
 from prometheus_client import REGISTRY
 from starlette.testclient import TestClient
 
-from app import openapi
+from app import openapi, routes
+from app.settings import Settings
 from tests.request_tables import GRAMMAR, JSON, MAX, TINY
 from tests.unit.conftest import (
     ADMIN_TOKEN,
+    BALANCER_SECRET,
     INFO_STATS,
     NODE_ID,
     SUM_KEY,
@@ -33,6 +37,10 @@ def add(client: TestClient, number: object, **headers: str) -> httpx2.Response:
     return client.post(
         "/abacus/number", content=f'{{"number": {number}}}', headers={**JSON, **headers}
     )
+
+
+def sample(name: str) -> float:
+    return REGISTRY.get_sample_value(name) or 0.0
 
 
 def read_sum(client: TestClient) -> Decimal:
@@ -145,45 +153,75 @@ def test_a_key_reused_with_another_number_is_refused(client: TestClient) -> None
     assert read_sum(client) == 5
 
 
-@pytest.mark.parametrize(("peer", "counted"), [("127.0.0.2", 1), ("127.0.0.1", 2)])
-def test_the_retry_key_counts_only_from_the_balancer(
-    make_client: ClientFactory, peer: str, counted: int
+RETRY_KEY = {"X-Abacus-Retry-Key": "0123456789abcdef0123456789abcdef"}
+FROM_BALANCER = {"X-Abacus-Balancer-Secret": BALANCER_SECRET}
+# The secret's own length and alphabet, one character off: only the exact secret is trusted.
+WRONG_SECRET = {"X-Abacus-Balancer-Secret": BALANCER_SECRET[:-1] + "x"}
+
+
+@pytest.mark.parametrize(("secret", "counted"), [(FROM_BALANCER, 1), ({}, 2), (WRONG_SECRET, 2)])
+def test_the_retry_key_counts_only_with_the_balancers_secret(
+    make_client: ClientFactory,
+    balancer_settings: Settings,
+    caplog: pytest.LogCaptureFixture,
+    secret: dict[str, str],
+    counted: int,
 ) -> None:
-    client = make_client(make_settings(ABACUS_TRUSTED_PROXIES="127.0.0.2"), peer=(peer, 4000))
-    retry = {"X-Abacus-Retry-Key": "0123456789abcdef0123456789abcdef"}
-    first, second = add(client, "3", **retry), add(client, "3", **retry)
+    # Any peer address: trust comes from the secret alone (a local process can bind any
+    # 127.0.0.0/8 address, so an address proves nothing).
+    client = make_client(balancer_settings, peer=("127.0.0.2", 4000))
+    untrusted_before = sample("abacus_untrusted_retry_keys_total")
+    first = add(client, "3", **RETRY_KEY, **secret)
+    second = add(client, "3", **RETRY_KEY, **secret)
     assert first.status_code == second.status_code == 200
     assert read_sum(client) == 3 * counted, "a client cannot make two adds count as one"
     assert (second.headers.get("idempotent-replayed") == "true") is (counted == 1)
+    untrusted = sample("abacus_untrusted_retry_keys_total") - untrusted_before
+    assert untrusted == (0 if counted == 1 else 2), "each untrusted retry key is counted"
 
 
-BALANCER = "127.0.0.2"
-RETRY_KEY = {"X-Abacus-Retry-Key": "0123456789abcdef0123456789abcdef"}
+def test_an_untrusted_retry_key_is_logged_at_most_once_a_minute(
+    make_client: ClientFactory,
+    balancer_settings: Settings,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(routes, "_untrusted_logged_at", -math.inf)
+    client = make_client(balancer_settings)
+    with caplog.at_level(logging.WARNING, logger="abacus.api"):
+        for _ in range(3):
+            assert add(client, "1", **RETRY_KEY, **WRONG_SECRET).status_code == 200
+    warnings = [r for r in caplog.records if "without the balancer's secret" in r.getMessage()]
+    assert len(warnings) == 1, "a misconfigured balancer must not flood the log"
+    assert BALANCER_SECRET not in caplog.text
 
 
 @pytest.mark.parametrize(
-    ("peer", "headers", "error"),
+    ("headers", "error"),
     [
         # Only this request carries the add and nothing was sent: "nothing changed" is true.
-        ("127.0.0.1", {}, "unavailable"),
-        (BALANCER, {**RETRY_KEY, "X-Abacus-Try": "first"}, "unavailable"),
+        ({}, "unavailable"),
+        ({**FROM_BALANCER, **RETRY_KEY, "X-Abacus-Try": "first"}, "unavailable"),
         # Others may carry it (the client's duplicates, the node nginx gave up on, or carriers
         # under records this node cannot see) and no fence can be written while Redis is down.
-        ("127.0.0.1", {"Idempotency-Key": "k-1"}, "outcome_unknown"),
-        (BALANCER, {**RETRY_KEY, "X-Abacus-Try": "retry"}, "outcome_unknown"),
-        (BALANCER, RETRY_KEY, "outcome_unknown"),
-        ("127.0.0.1", {**RETRY_KEY, "X-Abacus-Try": "first"}, "outcome_unknown"),
+        ({"Idempotency-Key": "k-1"}, "outcome_unknown"),
+        ({**FROM_BALANCER, **RETRY_KEY, "X-Abacus-Try": "retry"}, "outcome_unknown"),
+        ({**FROM_BALANCER, **RETRY_KEY}, "outcome_unknown"),
+        ({**RETRY_KEY, "X-Abacus-Try": "first"}, "outcome_unknown"),
+        ({**WRONG_SECRET, **RETRY_KEY, "X-Abacus-Try": "first"}, "outcome_unknown"),
     ],
 )
 def test_with_redis_down_only_a_sole_carrier_says_nothing_changed(
     make_client: ClientFactory,
     down_server: FakeServer,
-    peer: str,
+    balancer_secret_file: Path,
     headers: dict[str, str],
     error: str,
 ) -> None:
-    settings = make_settings(ABACUS_TRUSTED_PROXIES=BALANCER, ABACUS_ADD_DEADLINE_MS="50")
-    client = make_client(settings, server=down_server, peer=(peer, 4000))
+    settings = make_settings(
+        ABACUS_BALANCER_SECRET_FILE=str(balancer_secret_file), ABACUS_ADD_DEADLINE_MS="50"
+    )
+    client = make_client(settings, server=down_server)
     reply = add(client, "3", **headers)
     assert reply.status_code == 503, reply.text
     assert reply.json()["error"] == error
@@ -194,9 +232,8 @@ def test_with_redis_down_only_a_sole_carrier_says_nothing_changed(
 def test_a_trailing_slash_is_not_found_never_a_redirect(
     client: TestClient, method: str, path: str
 ) -> None:
-    reply = client.request(
-        method, path, headers={"Host": "attacker.example:8443"}, follow_redirects=False
-    )
+    # A name the node serves, on a port of the client's choosing: still no redirect.
+    reply = client.request(method, path, headers={"Host": "localhost:8443"}, follow_redirects=False)
     assert reply.status_code == 404, reply.text
     assert reply.json()["error"] == "not_found"
     assert "location" not in reply.headers
@@ -384,3 +421,40 @@ def test_openapi_document_is_served(client: TestClient) -> None:
     assert reply.status_code == 200
     assert reply.headers["content-type"] == "application/json"
     assert reply.json() == json.loads(json.dumps(openapi.DOCUMENT))
+
+
+@pytest.mark.parametrize("host", ["attacker.example", "attacker.example:8080", "localhost.evil"])
+def test_a_host_name_the_node_does_not_serve_changes_nothing(
+    client: TestClient, redis_data: fakeredis.FakeRedis, host: str
+) -> None:
+    # DNS rebinding: a page on attacker.example, its name pointed at this machine, talks to the
+    # service as its own origin. Its requests carry its own name.
+    redis_data.set(SUM_KEY, "7")
+    auth = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    for reply in (
+        client.delete("/abacus/sum", headers={"Host": host, **auth}),
+        client.post("/abacus/number", content='{"number": 1}', headers={**JSON, "Host": host}),
+        client.get("/abacus/sum", headers={"Host": host}),
+    ):
+        assert reply.status_code == 421, reply.text
+        assert reply.json()["error"] == "misdirected_request"
+        assert reply.headers["x-request-id"]
+    assert redis_data.get(SUM_KEY) == b"7"
+
+
+@pytest.mark.parametrize(
+    "host", ["localhost", "localhost:8080", "LOCALHOST.", "127.0.0.1:8080", "10.1.2.3", "[::1]:80"]
+)
+def test_configured_names_and_ip_addresses_are_served(client: TestClient, host: str) -> None:
+    assert client.get("/abacus/sum", headers={"Host": host}).status_code == 200
+
+
+def test_configured_names_replace_the_default(make_client: ClientFactory) -> None:
+    client = make_client(make_settings(ABACUS_SERVER_NAMES="abacus.example.com, api.example"))
+    assert client.get("/abacus/sum", headers={"Host": "api.example:443"}).status_code == 200
+    assert client.get("/abacus/sum", headers={"Host": "localhost"}).status_code == 421
+
+
+def test_metrics_answer_any_host(client: TestClient) -> None:
+    # Scrapers address nodes by their discovery's names (node1:8000 in compose).
+    assert client.get("/metrics", headers={"Host": "node1:8000"}).status_code == 200

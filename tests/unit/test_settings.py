@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import socket
 from pathlib import Path
 
@@ -20,7 +19,8 @@ def test_defaults_of_an_empty_environment() -> None:
     assert settings.admin_token is None
     assert settings.add_deadline_s == 3.0
     assert settings.max_batch == 256
-    assert settings.trusted_proxies == ()
+    assert settings.balancer_secret is None
+    assert settings.server_names == ("localhost",)
     assert settings.idempotency_ttl_s == 86400
     assert settings.retry_key_ttl_s == 120
     assert (settings.log_level, settings.log_format) == ("info", "json")
@@ -36,7 +36,7 @@ def test_every_variable_is_read() -> None:
             "ABACUS_ADMIN_TOKEN": "s3cret",
             "ABACUS_ADD_DEADLINE_MS": "1500",
             "ABACUS_MAX_BATCH": "1",
-            "ABACUS_TRUSTED_PROXIES": "127.0.0.2, 10.0.0.0/8,,::1",
+            "ABACUS_SERVER_NAMES": "abacus.example.com, Api.Example. localhost",
             "ABACUS_IDEMPOTENCY_TTL_S": "60",
             "ABACUS_RETRY_KEY_TTL_S": "30",
             "LOG_LEVEL": "DEBUG",
@@ -52,11 +52,7 @@ def test_every_variable_is_read() -> None:
     assert settings.admin_token == "s3cret"
     assert settings.add_deadline_s == 1.5
     assert settings.max_batch == 1
-    assert settings.trusted_proxies == (
-        ipaddress.ip_network("127.0.0.2/32"),
-        ipaddress.ip_network("10.0.0.0/8"),
-        ipaddress.ip_network("::1/128"),
-    )
+    assert settings.server_names == ("abacus.example.com", "api.example", "localhost")
     assert settings.idempotency_ttl_s == 60
     assert settings.retry_key_ttl_s == 30
     assert (settings.log_level, settings.log_format) == ("debug", "text")
@@ -76,6 +72,8 @@ def test_empty_values_mean_the_default() -> None:
             "ABACUS_MAX_BATCH",
             "LOG_LEVEL",
             "LOG_FORMAT",
+            "ABACUS_BALANCER_SECRET_FILE",
+            "ABACUS_SERVER_NAMES",
         )
     }
     assert Settings.from_env(empty) == Settings.from_env({})
@@ -91,26 +89,64 @@ def test_record_keys_live_next_to_the_sum() -> None:
     assert settings.record_key("idem", "order-1") == "t:sum:idem:order-1"
 
 
+SECRET = "0123456789abcdef0123456789abcdef"
+
+
+def secret_settings(tmp_path: Path, secret: str = SECRET) -> Settings:
+    path = tmp_path / "balancer_secret"
+    path.write_text(secret + "\n", encoding="utf-8")
+    return Settings.from_env({"ABACUS_BALANCER_SECRET_FILE": str(path)})
+
+
 @pytest.mark.parametrize(
-    ("host", "trusted"),
+    ("presented", "trusted"),
     [
-        ("127.0.0.2", True),
-        ("10.1.2.3", True),
-        ("::1", True),
-        ("127.0.0.1", False),
-        ("11.0.0.1", False),
-        ("testclient", False),
+        (SECRET, True),
+        (SECRET[:-1], False),
+        (SECRET + "0", False),
+        (SECRET.upper(), False),
         ("", False),
         (None, False),
     ],
 )
-def test_trusted_proxy(host: str | None, trusted: bool) -> None:
-    settings = Settings.from_env({"ABACUS_TRUSTED_PROXIES": "127.0.0.2,10.0.0.0/8,::1"})
-    assert settings.is_trusted_proxy(host) is trusted
+def test_only_the_exact_secret_is_the_balancers(
+    tmp_path: Path, presented: str | None, trusted: bool
+) -> None:
+    settings = secret_settings(tmp_path)
+    assert settings.balancer_secret == SECRET, "read from its file, newline stripped"
+    assert settings.is_balancer(presented) is trusted
 
 
-def test_nobody_is_a_trusted_proxy_by_default() -> None:
-    assert not Settings.from_env({}).is_trusted_proxy("127.0.0.2")
+def test_the_secret_is_compared_in_constant_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    compared: list[tuple[bytes, bytes]] = []
+
+    def compare_digest(a: bytes, b: bytes) -> bool:
+        compared.append((a, b))
+        return a == b
+
+    monkeypatch.setattr("app.settings.hmac.compare_digest", compare_digest)
+    assert secret_settings(tmp_path).is_balancer("x" * 32) is False
+    assert compared == [(b"x" * 32, SECRET.encode())]
+
+
+def test_without_a_secret_nobody_is_the_balancer() -> None:
+    assert Settings.from_env({}).is_balancer("") is False
+    assert Settings.from_env({}).is_balancer(SECRET) is False
+
+
+@pytest.mark.parametrize(
+    "secret", ["short", "x" * 31, "x" * 257, "has space" + "x" * 30, 'quote"' + "x" * 30, "$" * 40]
+)
+def test_a_secret_nginx_could_not_carry_is_refused(tmp_path: Path, secret: str) -> None:
+    with pytest.raises(SettingsError, match=r"ABACUS_BALANCER_SECRET_FILE: .* must hold 32 to 256"):
+        secret_settings(tmp_path, secret)
+
+
+def test_a_missing_secret_file_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="ABACUS_BALANCER_SECRET_FILE: cannot read"):
+        Settings.from_env({"ABACUS_BALANCER_SECRET_FILE": str(tmp_path / "nothing")})
 
 
 @pytest.mark.parametrize(
@@ -124,8 +160,8 @@ def test_nobody_is_a_trusted_proxy_by_default() -> None:
         ("ABACUS_RETRY_KEY_TTL_S", "29", "ABACUS_RETRY_KEY_TTL_S must be at least 30"),
         ("LOG_LEVEL", "verbose", "LOG_LEVEL must be one of debug, info"),
         ("LOG_FORMAT", "xml", "LOG_FORMAT must be one of json, text"),
-        ("ABACUS_TRUSTED_PROXIES", "nginx", "ABACUS_TRUSTED_PROXIES: "),
-        ("ABACUS_TRUSTED_PROXIES", "10.0.0.1/8", "ABACUS_TRUSTED_PROXIES: "),
+        ("ABACUS_SERVER_NAMES", "localhost, bad_name", "ABACUS_SERVER_NAMES: 'bad_name'"),
+        ("ABACUS_SERVER_NAMES", "-x.example", "ABACUS_SERVER_NAMES: '-x.example'"),
         ("PORT", "http", "PORT must be a whole number"),
         ("PORT", "0", "PORT must be at least 1"),
         ("PORT", "65536", "PORT must be at most 65535"),
