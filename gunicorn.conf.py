@@ -19,6 +19,7 @@ sys.path.insert(0, str(_ROOT))
 chdir = str(_ROOT)
 
 from app.logging_config import logging_config  # noqa: E402
+from app.node_limits import GRACEFUL_TIMEOUT_S, KEEPALIVE_S  # noqa: E402
 from app.settings import Settings, SettingsError  # noqa: E402
 
 try:
@@ -28,17 +29,17 @@ except SettingsError as exc:
     sys.exit(f"abacus: {exc}")
 
 wsgi_app = "app.main:create_app()"
-worker_class = "uvicorn_worker.UvicornWorker"
+# uvicorn-worker's worker with the node's own HTTP protocol and limits (app/worker.py).
+worker_class = "app.worker.AbacusWorker"
 workers = _settings.web_concurrency
 bind = [f"{_settings.host}:{_settings.port}"]
 backlog = 2048
 proc_name = f"abacus-{_settings.node_id}"
 
-# Longer than nginx's upstream keepalive_timeout (60 s): the balancer closes an idle connection
-# before the node does, so it never sends a request on a connection the node is closing.
-keepalive = 75
+# Longer than nginx's upstream keepalive_timeout (see app/node_limits.py).
+keepalive = KEEPALIVE_S
 # On SIGTERM: stop accepting, finish requests in flight and commit queued adds, then exit.
-graceful_timeout = 20
+graceful_timeout = GRACEFUL_TIMEOUT_S
 timeout = 30
 # Trust no proxy headers: the nodes read the balancer's retry key only from its own address,
 # and X-Forwarded-For must not be able to pose as that address.

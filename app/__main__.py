@@ -6,7 +6,9 @@ import sys
 
 import uvicorn
 
+from app.http_protocol import AbacusHttpProtocol
 from app.logging_config import logging_config
+from app.node_limits import CONCURRENCY_LIMIT, GRACEFUL_TIMEOUT_S, KEEPALIVE_S, drain_timeout_s
 from app.settings import Settings, SettingsError
 
 
@@ -22,6 +24,11 @@ def main() -> None:
         port=settings.port,
         log_config=logging_config(settings.log_level, settings.log_format, settings.node_id),
         proxy_headers=False,
+        # The same protocol and limits as a node under Gunicorn (app/worker.py).
+        http=AbacusHttpProtocol,
+        limit_concurrency=CONCURRENCY_LIMIT,
+        timeout_keep_alive=KEEPALIVE_S,
+        timeout_graceful_shutdown=drain_timeout_s(GRACEFUL_TIMEOUT_S, settings.add_deadline_s),
     )
 
 

@@ -19,6 +19,7 @@ from app import redis_pool
 from app.errors import ApiError, error_response
 from app.group_commit import GroupCommitter
 from app.host_check import HostCheckMiddleware
+from app.protocol_answers import NODE_ID_KEY
 from app.request_context import RequestContextMiddleware
 from app.routes import ROUTES
 from app.settings import Settings
@@ -64,7 +65,7 @@ def create_app(
     settings = settings or Settings.from_env()
 
     @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, str]]:
         pool = make_pool(settings)
         commit_pool = make_pool(settings, socket_timeout=None)
         app.state.settings = settings
@@ -83,7 +84,8 @@ def create_app(
             extra={"redis_url": _without_password(settings.redis_url), "key": settings.key},
         )
         try:
-            yield
+            # The server's state: its own answers (app/protocol_answers.py) carry the node id.
+            yield {NODE_ID_KEY: settings.node_id}
         finally:
             # Answer every queued add before the pool goes: a graceful stop loses nothing.
             await app.state.committer.close()

@@ -7,22 +7,21 @@ and costs a hot path that must stay cheap.
 from __future__ import annotations
 
 import logging
-import re
 import time
-import uuid
 
 from starlette.datastructures import Headers, MutableHeaders
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import metrics
 from app.errors import error_response
 from app.logging_config import REQUEST_ID
+from app.request_ids import request_id_for
 
 access_log = logging.getLogger("abacus.access")
 error_log = logging.getLogger("abacus.error")
 
-# nginx's $request_id is 32 hex digits; accept ids of that kind, make one for anything else.
-_REQUEST_ID = re.compile(r"[0-9A-Za-z._-]{1,64}")
+CLIENT_GONE = 499
 
 
 class RequestContextMiddleware:
@@ -36,8 +35,7 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        incoming = Headers(scope=scope).get("x-request-id", "")
-        request_id = incoming if _REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
+        request_id = request_id_for(Headers(scope=scope).get("x-request-id", ""))
         token = REQUEST_ID.set(request_id)
         state = scope.setdefault("state", {})
         started = time.perf_counter()
@@ -56,6 +54,10 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, receive, send_with_ids)
+        except ClientDisconnect:
+            # The client left (or the node cut its stalled body) before its request had arrived:
+            # nothing to answer, and no fault of the node's. 499 is nginx's word for it.
+            status = CLIENT_GONE
         except Exception:
             error_log.exception("unhandled error in %s %s", scope["method"], scope["path"])
             if not response_started:

@@ -32,6 +32,7 @@ import pytest
 import yaml
 
 import redis
+from app import node_limits
 from app.settings import DEFAULT_ADD_DEADLINE_MS, DEFAULT_RETRY_KEY_TTL_S, Settings, SettingsError
 from local_stack import StackError, nginx_config
 from local_stack.ports import free_ports
@@ -599,6 +600,9 @@ def gunicorn_setting(name: str) -> Any:
         if isinstance(statement, ast.Assign) and any(
             isinstance(target, ast.Name) and target.id == name for target in statement.targets
         ):
+            if isinstance(statement.value, ast.Name):
+                # One of the node's limits, which gunicorn.conf.py takes from app/node_limits.py.
+                return getattr(node_limits, statement.value.id)
             return ast.literal_eval(statement.value)
     raise AssertionError(f"gunicorn.conf.py sets no {name}")
 
@@ -910,7 +914,7 @@ def test_image_runs_the_local_stacks_gunicorn_conf_and_app(final_stage: Stage) -
     assert GUNICORN_CONF == ROOT / "gunicorn.conf.py"
     # ... which names the app, copied next to it (the conf changes directory to its own).
     assert gunicorn_setting("wsgi_app") == "app.main:create_app()"
-    assert gunicorn_setting("worker_class") == "uvicorn_worker.UvicornWorker"
+    assert gunicorn_setting("worker_class") == "app.worker.AbacusWorker"
     assert any(
         copy.sources == ("app/",) and copy.destination == "app/" for copy in copies(final_stage)
     )

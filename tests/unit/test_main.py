@@ -21,8 +21,11 @@ from starlette.testclient import TestClient
 from app import __main__ as dunder_main
 from app import redis_pool
 from app.host_check import HostCheckMiddleware
+from app.http_protocol import AbacusHttpProtocol
 from app.logging_config import logging_config
 from app.main import _http_error, _without_password, create_app
+from app.node_limits import CONCURRENCY_LIMIT, GRACEFUL_TIMEOUT_S, KEEPALIVE_S, drain_timeout_s
+from app.protocol_answers import NODE_ID_KEY
 from app.request_context import RequestContextMiddleware
 from app.settings import Settings
 from tests.unit.conftest import ClientFactory, FakeConnection, fake_pools, make_settings
@@ -78,6 +81,12 @@ def test_the_lifespan_makes_a_request_pool_and_a_commit_pool(
         assert state.committer.pool is commit_pool
         assert disconnected == []
     assert disconnected == [commit_pool, requests_pool]
+
+
+def test_the_lifespan_tells_the_server_the_node_id(make_client: ClientFactory) -> None:
+    # The server's own answers (app/protocol_answers.py) read it from the lifespan's state.
+    client = make_client(make_settings(NODE_ID="node-from-settings"))
+    assert client.app_state[NODE_ID_KEY] == "node-from-settings"
 
 
 def test_startup_logs_the_redis_url_without_its_password(
@@ -149,6 +158,7 @@ def test_python_dash_m_app_runs_one_uvicorn_node(monkeypatch: pytest.MonkeyPatch
     for name, value in {"NODE_ID": "dev", "PORT": "8123", "LOG_FORMAT": "text"}.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("HOST", raising=False)
+    monkeypatch.delenv("ABACUS_ADD_DEADLINE_MS", raising=False)
     dunder_main.main()
     ((args, options),) = calls
     assert args == ("app.main:create_app",)
@@ -157,6 +167,11 @@ def test_python_dash_m_app_runs_one_uvicorn_node(monkeypatch: pytest.MonkeyPatch
     assert options["log_config"] == logging_config("info", "text", "dev")
     # Only the balancer's address may claim to forward for a client; a dev node trusts no one.
     assert options["proxy_headers"] is False
+    # The same protocol and limits as under Gunicorn (app/worker.py).
+    assert options["http"] is AbacusHttpProtocol
+    assert options["limit_concurrency"] == CONCURRENCY_LIMIT
+    assert options["timeout_keep_alive"] == KEEPALIVE_S
+    assert options["timeout_graceful_shutdown"] == drain_timeout_s(GRACEFUL_TIMEOUT_S, 3.0)
 
 
 def test_python_dash_m_app_refuses_a_bad_setting_in_one_line(

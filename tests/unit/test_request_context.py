@@ -10,6 +10,7 @@ import re
 import pytest
 from prometheus_client import REGISTRY
 from starlette.datastructures import Headers
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.logging_config import REQUEST_ID, ContextFilter
@@ -122,6 +123,25 @@ def test_an_exception_after_the_response_started_sends_nothing_more(
     sent = run(late)
     assert [m["type"] for m in sent] == ["http.response.start", "http.response.body"]
     assert any(r.name == "abacus.error" for r in caplog.records)
+
+
+def test_a_client_gone_before_its_body_came_is_no_error(caplog: pytest.LogCaptureFixture) -> None:
+    """The node cuts a body that stalls (app/http_protocol.py); the app reading it then finds
+    the client gone. No traceback, and not a 500 of the node's: 499, as nginx logs it."""
+
+    async def reads_a_body(scope: Scope, receive: Receive, send: Send) -> None:
+        # What Starlette's error handling does on the way out: a 500 that nobody receives.
+        await send({"type": "http.response.start", "status": 500, "headers": []})
+        raise ClientDisconnect
+
+    caplog.set_level(logging.INFO)
+    before_500, before_499 = requests_total("other", "500"), requests_total("other", "499")
+    run(reads_a_body, path="/elsewhere")
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    (line,) = [r for r in caplog.records if r.name == "abacus.access"]
+    assert line.__dict__["status"] == 499
+    assert requests_total("other", "500") == before_500
+    assert requests_total("other", "499") == before_499 + 1
 
 
 def test_metrics_label_the_app_s_own_paths_and_lump_the_rest() -> None:
