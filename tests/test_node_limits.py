@@ -111,12 +111,15 @@ def flood(port: int, start: bytes, filler: bytes, total: int, end: bytes) -> tup
 def test_a_huge_header_block_is_refused_and_the_worker_stays_small(node: Node) -> None:
     (worker,) = node.worker_pids()
     # One ordinary request first, so that what a worker allocates once is not counted.
-    assert exchange(node.port, b"GET /abacus/sum HTTP/1.1\r\nHost: n\r\n\r\n").status is not None
+    assert (
+        exchange(node.port, b"GET /abacus/sum HTTP/1.1\r\nHost: localhost\r\n\r\n").status
+        is not None
+    )
     before = rss_kib(worker)
     total = 10 * MIB
     sent, reply = flood(
         node.port,
-        b"GET /abacus/sum HTTP/1.1\r\nHost: n\r\nX-Request-ID: big-1\r\n",
+        b"GET /abacus/sum HTTP/1.1\r\nHost: localhost\r\nX-Request-ID: big-1\r\n",
         b"X-a: b\r\n" * 8192,
         total,
         b"\r\n",
@@ -142,9 +145,9 @@ def test_a_huge_url_is_cut_long_before_it_is_sent(node: Node) -> None:
 @pytest.mark.parametrize(
     ("request_bytes", "own_id"),
     [
-        (b"GET /abacus/\xff HTTP/1.1\r\nHost: n\r\nX-Request-ID: req-b-1\r\n\r\n", False),
+        (b"GET /abacus/\xff HTTP/1.1\r\nHost: localhost\r\nX-Request-ID: req-b-1\r\n\r\n", False),
         (b"GET /abacus/sum HTTP/1.1\r\nX-Request-ID: req-b-1\r\nX-Junk: a\x01b\r\n\r\n", True),
-        (b"FOO /abacus/sum HTTP/1.1\r\nHost: n\r\nX-Request-ID: req-b-1\r\n\r\n", False),
+        (b"FOO /abacus/sum HTTP/1.1\r\nHost: localhost\r\nX-Request-ID: req-b-1\r\n\r\n", False),
     ],
     ids=["byte 0xff in the path", "byte 0x01 in a header value", "unknown method"],
 )
@@ -174,7 +177,7 @@ def test_stalled_connections_are_closed_by_the_node_s_timeouts(node: Node) -> No
     try:
         connect("idle")
         keep_alive = connect("next head stalled")
-        keep_alive.sendall(b"GET /abacus/sum HTTP/1.1\r\nHost: n\r\n\r\n")
+        keep_alive.sendall(b"GET /abacus/sum HTTP/1.1\r\nHost: localhost\r\n\r\n")
         head, _, body = keep_alive.recv(65536).partition(b"\r\n\r\n")
         length = int(re.findall(rb"content-length: (\d+)", head)[0])
         while len(body) < length:
@@ -182,7 +185,7 @@ def test_stalled_connections_are_closed_by_the_node_s_timeouts(node: Node) -> No
         started["next head stalled"] = time.monotonic()
         keep_alive.sendall(b"GET /abacus/sum HT")
         connect("body stalled").sendall(
-            b"POST /abacus/number HTTP/1.1\r\nHost: n\r\nContent-Type: application/json\r\n"
+            b"POST /abacus/number HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
             b'Content-Length: 13\r\n\r\n{"num'
         )
         timeouts = {
@@ -236,13 +239,14 @@ def test_a_graceful_stop_is_not_held_by_stalled_connections(tmp_path: Path) -> N
 
             for _ in range(3):
                 connect()  # idle, never a byte
-            connect(b"GET /abacus/sum HTTP/1.1\r\nHost: n\r\n")  # half a head
+            connect(b"GET /abacus/sum HTTP/1.1\r\nHost: localhost\r\n")  # half a head
             connect(
-                b"POST /abacus/number HTTP/1.1\r\nHost: n\r\nContent-Type: application/json\r\n"
+                b"POST /abacus/number HTTP/1.1\r\nHost: localhost\r\n"
+                b"Content-Type: application/json\r\n"
                 b'Content-Length: 13\r\n\r\n{"num'
             )  # half a body
             for stalled_next in (False, True):  # a keep-alive connection, idle or half a head
-                keep_alive = connect(b"GET /abacus/sum HTTP/1.1\r\nHost: n\r\n\r\n")
+                keep_alive = connect(b"GET /abacus/sum HTTP/1.1\r\nHost: localhost\r\n\r\n")
                 assert keep_alive.recv(65536).startswith(b"HTTP/1.1 ")
                 if stalled_next:
                     keep_alive.sendall(b"GET /abacus/sum HT")
