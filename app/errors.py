@@ -8,6 +8,9 @@ from app.json_body import encode
 
 # Seconds a client should wait before retrying a 503: long enough for a Redis restart to begin.
 RETRY_AFTER_S = 1
+# Seconds before asking again about a new key the key store has no room for: room comes back only
+# as records expire, so clients told "1 s" would spend the nodes' time and win nothing sooner.
+KEY_STORE_FULL_RETRY_AFTER_S = 10
 
 
 class ApiError(Exception):
@@ -70,4 +73,35 @@ def idempotency_key_reused() -> ApiError:
         422,
         "idempotency_key_reused",
         "this Idempotency-Key was already used with a different number",
+    )
+
+
+# The key budget's two answers (app/key_quota.py, app/memory_watch.py) say only that *this request*
+# did not add: another request with the same key may be in flight on another node, so neither may
+# say the key's add will never count, and neither writes a fence (a fence is a record too: the
+# very memory the budget bounds). Asked again with the same key, the add is taken, replayed or
+# refused for good like any other.
+
+
+def key_quota_exhausted(retry_after_s: int, limit: int) -> ApiError:
+    """This client made its quota of new Idempotency-Keys in its current window."""
+    return ApiError(
+        429,
+        "key_quota_exhausted",
+        f"this client has used its {limit} new Idempotency-Keys for now, and this request did "
+        "not add: ask again with the same Idempotency-Key after Retry-After seconds, or send the "
+        "add without a key",
+        {"Retry-After": str(retry_after_s)},
+    )
+
+
+def key_store_full() -> ApiError:
+    """Redis's memory is nearly full: new Idempotency-Keys wait while the rest goes on."""
+    return ApiError(
+        503,
+        "key_store_full",
+        "Redis memory is nearly full, so new Idempotency-Keys are paused, and this request did "
+        "not add: ask again with the same Idempotency-Key after Retry-After seconds, or send the "
+        "add without a key",
+        {"Retry-After": str(KEY_STORE_FULL_RETRY_AFTER_S)},
     )

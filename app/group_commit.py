@@ -26,6 +26,8 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from app import ledger, metrics
 from app.errors import unavailable
+from app.key_quota import Quota
+from app.memory_watch import MemoryWatch
 from app.pending_add import Committed, Others, PendingAdd
 from app.redis_pool import CONNECT_TIMEOUT_S
 
@@ -134,7 +136,9 @@ class _Lane:
                 # No wait of this attempt outlasts the moment one of its adds must be decided.
                 decide_by = min(add.decide_by for add in batch)
                 self.connection = await _connection(owner.pool, decide_by)
-            result = await ledger.attempt(self.connection, owner.sum_key, owner.node_id, batch)
+            result = await ledger.attempt(
+                self.connection, owner.sum_key, owner.node_id, batch, store_full=owner.store_full
+            )
         except REDIS_DOWN as exc:
             self._unreachable(exc, batch)
             return list(batch), True
@@ -218,15 +222,22 @@ class GroupCommitter:
         node_id: str,
         max_batch: int,
         deadline_s: float,
+        memory: MemoryWatch | None = None,
     ) -> None:
         self.pool = pool
         self.sum_key = sum_key
         self.node_id = node_id
         self.max_batch = max_batch
         self.deadline_s = deadline_s
+        # Redis's memory as the worker last polled it: new client keys pause when it is full.
+        self.memory = memory
         self._shared_lane: _Lane | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing = False
+
+    @property
+    def store_full(self) -> bool:
+        return self.memory is not None and self.memory.paused
 
     def track(self, task: asyncio.Task[None]) -> None:
         self._tasks.add(task)
@@ -240,8 +251,10 @@ class GroupCommitter:
         *,
         others: Others = Others.NONE,
         client_key: bool = False,
+        quota: Quota | None = None,
     ) -> PendingAdd:
-        """Queue an add; `record_key` None gives it a record of its own (no idempotency key)."""
+        """Queue an add; `record_key` None gives it a record of its own (no idempotency key);
+        `quota`: its client's, which its new record counts against."""
         loop = asyncio.get_running_loop()
         add = PendingAdd(
             number=number,
@@ -251,6 +264,7 @@ class GroupCommitter:
             future=loop.create_future(),
             others=others,
             client_key=client_key,
+            quota=quota,
         )
         add.record_key = record_key or f"{self.sum_key}:op:{add.commit_id}"
         if self._closing:

@@ -9,6 +9,13 @@ An add this attempt will not apply (past its deadline, or out of range) is answe
 nothing else can carry it; otherwise the transaction writes a fence record under its key in
 place of the add (`pending_add` decides which; `records` has the format).
 
+The key budget is decided here too, from what the same round trip read: a client-keyed add that
+would make a new record is answered at once (no record, no fence) when its client's quota counter
+(`key_quota`) plus the batch's earlier new records reaches the quota, or when the key store is
+nearly full (`memory_watch`, passed in as `store_full`); the counters of the records the EXEC
+writes (applies and fences alike) are counted in the same EXEC. Replays, keyless adds and the
+balancer's retry keys are never refused by it.
+
 The commands go over one connection (the commit lane's), in two round trips, so that it is plain
 when an EXEC has been sent; redis-py's pipeline reports a failed EXEC as a WatchError, the same
 as a conflict. The pool's connections have no per-command timeout: each round trip is bounded as
@@ -31,7 +38,8 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from app import amounts, records, resp
-from app.errors import ApiError, out_of_time, unavailable
+from app.errors import ApiError, key_store_full, out_of_time, unavailable
+from app.key_quota import Quota
 from app.pending_add import Committed, Outcome, PendingAdd
 from app.redis_pool import SOCKET_TIMEOUT_S
 
@@ -55,6 +63,18 @@ class _Plan:
     applies: list[tuple[PendingAdd, str]] = field(default_factory=list)
     # Refused adds whose fence record this EXEC writes.
     fences: list[PendingAdd] = field(default_factory=list)
+    # New client-keyed records this EXEC writes, by the quota they count against.
+    charges: dict[Quota, int] = field(default_factory=dict)
+
+
+@dataclass
+class _Counters:
+    """The quota counters of a batch's clients, as read under the WATCH."""
+
+    # Records counted so far in each client's window; the plan adds the ones it will write.
+    counted: dict[str, int] = field(default_factory=dict)
+    # Milliseconds left in each window (Redis's PTTL), for the 429's Retry-After.
+    window_left_ms: dict[str, int] = field(default_factory=dict)
 
 
 def timestamp() -> str:
@@ -66,8 +86,11 @@ async def attempt(
     sum_key: str,
     node_id: str,
     adds: Sequence[PendingAdd],
+    *,
+    store_full: bool = False,
 ) -> AttemptResult:
-    """Try once to commit `adds` (distinct record keys) in one transaction over `connection`.
+    """Try once to commit `adds` (distinct record keys) in one transaction over `connection`;
+    `store_full`: the key store's memory budget pauses new client keys.
 
     Each round trip waits at most ROUNDTRIP_TIMEOUT_S, and never past the moment an add must be
     decided (reading) or answered (waiting for an EXEC's reply), so that every add is answered by
@@ -83,12 +106,17 @@ async def attempt(
     clean = False
     try:
         read_by = min(add.decide_by for add in adds)
-        total, found = await _watch_and_read(connection, sum_key, adds, read_by)
+        total, found, counters = await _watch_and_read(connection, sum_key, adds, read_by)
         # The deadline is checked here, after the WATCH reply and right before the EXEC is
         # written (nothing below yields to the event loop until the write).
-        plan = _plan(total, adds, found, node_id, result)
+        plan = _plan(total, adds, found, node_id, result, counters=counters, store_full=store_full)
         if plan.applies or plan.fences:
             await _execute(connection, sum_key, plan, result, min(a.answer_by for a in adds))
+            # A conflict (a nil EXEC reply): Redis discarded the whole transaction, so each add is
+            # as maybe-sent as before it (an earlier lost EXEC of it may be what conflicted).
+            # Left set, a plain conflict would call for fences and let adds past the key budget.
+            for add in result.retry:
+                add.maybe_sent = add.commit_id in ambiguous_before
         else:
             await _roundtrip(connection, [("UNWATCH",)], read_by)
         clean = True
@@ -128,12 +156,23 @@ async def _watch_and_read(
     sum_key: str,
     adds: Sequence[PendingAdd],
     wait_until: float | None,
-) -> tuple[Decimal, list[bytes | None]]:
+) -> tuple[Decimal, list[bytes | None], _Counters]:
     keys = [add.record_key for add in adds]
-    _, raw_sum, found = await _roundtrip(
-        connection, [("WATCH", sum_key), ("GET", sum_key), ("MGET", *keys)], wait_until
-    )
-    return amounts.parse_stored(raw_sum), found
+    commands: list[resp.Command] = [("WATCH", sum_key), ("GET", sum_key), ("MGET", *keys)]
+    # The counters of the batch's clients, in the same round trip: no quota costs a round trip.
+    # Not watched: every transaction that counts into them also writes the watched sum.
+    quota_keys = list(dict.fromkeys(a.quota.counter_key for a in adds if a.quota is not None))
+    if quota_keys:
+        commands.append(("MGET", *quota_keys))
+        commands += [("PTTL", key) for key in quota_keys]
+    _, raw_sum, found, *quota_replies = await _roundtrip(connection, commands, wait_until)
+    counters = _Counters()
+    if quota_keys:
+        counts, *windows = quota_replies
+        for key, count, window_left_ms in zip(quota_keys, counts, windows, strict=True):
+            counters.counted[key] = int(count or 0)
+            counters.window_left_ms[key] = int(window_left_ms)
+    return amounts.parse_stored(raw_sum), found, counters
 
 
 def _plan(
@@ -142,16 +181,27 @@ def _plan(
     found: list[bytes | None],
     node_id: str,
     result: AttemptResult,
+    *,
+    counters: _Counters | None = None,
+    store_full: bool = False,
 ) -> _Plan:
-    """Resolve the adds already decided, refuse those out of time or out of range (fencing them
-    where needed); the rest get their running total and response body."""
+    """Resolve the adds already decided, refuse those the key budget will not take or that are
+    out of time or out of range (fencing them where needed); the rest get their running total and
+    response body."""
     now = asyncio.get_running_loop().time()
     stamp_and_node = f'"timestamp": "{timestamp()}", "node_id": {json.dumps(node_id)}}}'
     plan = _Plan(total)
+    counters = counters or _Counters()
     for add, record in zip(adds, found, strict=True):
         if record is not None:
             result.resolved.append((add, add.outcome_of_record(record)))
             continue
+        over_budget = _over_budget(add, counters, store_full)
+        if over_budget is not None:
+            answer = add.refuse_for_budget(over_budget)
+            if answer is not None:
+                result.resolved.append((add, answer))
+                continue
         if not add.fencing:
             if now >= add.deadline:
                 refusal = out_of_time()
@@ -168,13 +218,36 @@ def _plan(
                         f"{stamp_and_node}"
                     )
                     plan.applies.append((add, body))
+                    _charge(plan, add, counters)
                     continue
             answer = add.refuse(refusal, now)
             if answer is not None:
                 result.resolved.append((add, answer))
                 continue
         plan.fences.append(add)
+        _charge(plan, add, counters)
     return plan
+
+
+def _over_budget(add: PendingAdd, counters: _Counters, store_full: bool) -> ApiError | None:
+    """Why the key budget will not take this add's new record, if it will not. Only a client's
+    keys are bounded: the balancer's retry keys and keyless adds' records live minutes, bounded
+    by throughput, and must keep working while keys are paused."""
+    if not add.client_key:
+        return None
+    quota = add.quota
+    if quota is not None and counters.counted[quota.counter_key] >= quota.limit:
+        return quota.exhausted(counters.window_left_ms[quota.counter_key])
+    if store_full:
+        return key_store_full()
+    return None
+
+
+def _charge(plan: _Plan, add: PendingAdd, counters: _Counters) -> None:
+    """Count a new client-keyed record this EXEC writes (a fence is a record too)."""
+    if add.quota is not None:
+        counters.counted[add.quota.counter_key] += 1
+        plan.charges[add.quota] = plan.charges.get(add.quota, 0) + 1
 
 
 async def _execute(
@@ -194,10 +267,14 @@ async def _execute(
         value = records.fence(add.commit_id, add.added)
         commands.append(("SET", add.record_key, value, "EX", add.record_ttl_s))
         add.maybe_sent = True
+    for quota, count in plan.charges.items():
+        # A client's window starts with its first new record and lasts one record lifetime:
+        # made with that TTL when absent (NX), never stretched by later records.
+        commands.append(("SET", quota.counter_key, 0, "EX", quota.window_s, "NX"))
+        commands.append(("INCRBY", quota.counter_key, count))
     commands.append(("EXEC",))
     replies = (await _roundtrip(connection, commands, wait_until))[-1]
     if replies is None:
-        # maybe_sent stays as it is: an earlier lost EXEC of these adds may be what conflicted.
         result.retry = [add for add, _ in plan.applies] + plan.fences
         return
     result.resolved += [(add, Committed(body, replayed=False)) for add, body in plan.applies]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -15,10 +16,11 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
-from app import redis_pool
+from app import memory_watch, redis_pool
 from app.errors import ApiError, error_response
 from app.group_commit import GroupCommitter
 from app.host_check import HostCheckMiddleware
+from app.memory_watch import MemoryWatch
 from app.protocol_answers import NODE_ID_KEY
 from app.request_context import RequestContextMiddleware
 from app.routes import ROUTES
@@ -70,12 +72,19 @@ def create_app(
         commit_pool = make_pool(settings, socket_timeout=None)
         app.state.settings = settings
         app.state.redis = redis_pool.make_client(pool)
+        app.state.memory = MemoryWatch(settings.key_store_limit)
+        # Through the ordinary pool: the commit lane's connection never waits behind it.
+        stop_polling = asyncio.Event()
+        poller = asyncio.create_task(
+            memory_watch.poll(app.state.redis, app.state.memory, stop_polling)
+        )
         app.state.committer = GroupCommitter(
             commit_pool,
             sum_key=settings.sum_key,
             node_id=settings.node_id,
             max_batch=settings.max_batch,
             deadline_s=settings.add_deadline_s,
+            memory=app.state.memory,
         )
         if settings.admin_token is None:
             log.warning("ABACUS_ADMIN_TOKEN is not set: anyone can reset the sum")
@@ -87,8 +96,10 @@ def create_app(
             # The server's state: its own answers (app/protocol_answers.py) carry the node id.
             yield {NODE_ID_KEY: settings.node_id}
         finally:
+            stop_polling.set()
             # Answer every queued add before the pool goes: a graceful stop loses nothing.
             await app.state.committer.close()
+            await poller
             await commit_pool.disconnect()
             await pool.disconnect()
             log.info("node stopped")

@@ -59,6 +59,24 @@ UNTRUSTED_RETRY_KEYS = Counter(
     "Requests with a retry key but without the balancer's secret (the key was ignored)",
 )
 REDIS_ERRORS = Counter("abacus_redis_errors_total", "Redis calls that failed", ["operation"])
+# The key budget (app/key_quota.py, app/memory_watch.py). Every worker polls the same Redis, so
+# the ratio is the freshest reading of any live worker; the pause is per worker, so this counts
+# the workers that pause (a test waits for all of them, an operator alerts on any).
+REDIS_MEMORY_USED_RATIO = Gauge(
+    "abacus_redis_memory_used_ratio",
+    "Redis used_memory / maxmemory as last polled (0 when Redis has no maxmemory)",
+    multiprocess_mode="livemostrecent",
+)
+KEYED_ADDS_PAUSED = Gauge(
+    "abacus_keyed_adds_paused",
+    "Workers that pause new Idempotency-Keys because Redis memory is nearly full",
+    multiprocess_mode="livesum",
+)
+KEY_BUDGET_REFUSALS = Counter(
+    "abacus_key_budget_refusals_total",
+    "Keyed adds the key budget refused, by reason (key_quota_exhausted, key_store_full)",
+    ["reason"],
+)
 
 
 def exposition() -> tuple[bytes, str]:

@@ -28,6 +28,8 @@ ERROR_CODES = [
     "sum_out_of_range",
     "idempotency_key_reused",
     "idempotency_key_refused",
+    "key_quota_exhausted",
+    "key_store_full",
     "unauthorized",
     "forbidden",
     "not_found",
@@ -131,11 +133,21 @@ DOCUMENT: dict[str, Any] = {
                         "Idempotency-Key reused with another number"
                     ),
                     "503": _error(
-                        "unavailable (nothing changed, and it never will) or outcome_unknown "
-                        "(it may have counted: retry with the same Idempotency-Key to learn)",
+                        "unavailable (nothing changed, and it never will), outcome_unknown "
+                        "(it may have counted: retry with the same Idempotency-Key to learn) or "
+                        "key_store_full (Redis memory is nearly full, new Idempotency-Keys are "
+                        "paused: this request did not add; ask again with the same key later, "
+                        "or send the add without one)",
                         retry=True,
                     ),
                     **COMMON_ERRORS,
+                    "429": _error(
+                        "Rate limit of the balancer exceeded (rate_limited), or this client's "
+                        "quota of new Idempotency-Keys is used up (key_quota_exhausted: this "
+                        "request did not add; ask again with the same key after Retry-After, or "
+                        "send the add without one)",
+                        retry=True,
+                    ),
                 },
             }
         },
@@ -255,8 +267,26 @@ DOCUMENT: dict[str, Any] = {
                             {"type": "null"},
                         ]
                     },
+                    "memory_used_ratio": {
+                        "description": "Redis used_memory / maxmemory; null when unknown or "
+                        "when Redis has no maxmemory",
+                        "anyOf": [{"type": "number", "minimum": 0}, {"type": "null"}],
+                    },
+                    "keyed_adds": {
+                        "description": "Whether this node takes new Idempotency-Keys, or pauses "
+                        "them (key_store_full) while Redis memory is nearly full",
+                        "enum": ["accepted", "paused"],
+                    },
                 },
-                "required": ["status", "node_id", "redis_connected", "current_sum", "stats"],
+                "required": [
+                    "status",
+                    "node_id",
+                    "redis_connected",
+                    "current_sum",
+                    "stats",
+                    "memory_used_ratio",
+                    "keyed_adds",
+                ],
                 "additionalProperties": False,
             },
             "Error": {

@@ -12,6 +12,9 @@ add can commit afterwards, from this node or any other (docs: "Truthful outcomes
 - when no fence can be written in time (Redis unreachable, refusing writes, or the add past its
   deadline plus the resolve grace), the answer is `outcome_unknown`.
 
+The key budget's answers (429 `key_quota_exhausted`, 503 `key_store_full`) claim less: only that
+*this request* did not add. They need no fence, only that no EXEC of the add was ever sent.
+
 Every such decision is made here; the commit lane and the ledger only report what happened.
 """
 
@@ -35,6 +38,7 @@ from app.errors import (
     outcome_unknown,
     unavailable,
 )
+from app.key_quota import Quota
 from app.settings import RESOLVE_GRACE_S
 
 
@@ -93,6 +97,8 @@ class PendingAdd:
     others: Others = Others.NONE
     # A client's Idempotency-Key (a fenced one is refused with 409); else the balancer's or ours.
     client_key: bool = False
+    # The quota its client's new records count against (client keys only; None: no quota).
+    quota: Quota | None = None
     commit_id: str = field(default_factory=new_commit_id)
     # `number` as the response writes it (`"added"`), rendered once for all attempts.
     added: str = field(init=False)
@@ -155,6 +161,17 @@ class PendingAdd:
             return outcome_unknown(f"{refusal.message}, but it could not be made final in time")
         self.refusal = refusal
         return None
+
+    def refuse_for_budget(self, refusal: ApiError) -> Outcome | None:
+        """The key budget will not take this add's new record (`refusal`: the client's quota, or
+        the key store's memory). "This request did not add" is true at once, with no fence, when
+        no EXEC of it was ever sent; it says nothing of other requests with the same key, so it
+        needs none. Otherwise None: an earlier EXEC may have counted, and only applying or
+        fencing the add can say which (its record is counted all the same)."""
+        if self.maybe_sent:
+            return None
+        metrics.KEY_BUDGET_REFUSALS.labels(refusal.code).inc()
+        return refusal
 
     def fence_not_written(self, reason: str) -> Outcome:
         """Redis refused the fence's transaction (full, read-only): nothing more can be done."""

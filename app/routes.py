@@ -16,12 +16,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from app import amounts, metrics, openapi
+from app import amounts, key_quota, metrics, openapi
 from app.add_request import read_add_request
 from app.errors import ApiError, unavailable
 from app.group_commit import GroupCommitter
 from app.json_body import encode
 from app.ledger import timestamp
+from app.memory_watch import MemoryWatch
 from app.pending_add import Committed, Others
 from app.settings import RESOLVE_GRACE_S, Settings
 
@@ -34,10 +35,13 @@ RETRY_KEY_HEADER = "x-abacus-retry-key"
 # on after a node failed.
 BALANCER_TRY_HEADER = "x-abacus-try"
 # Set by nginx on every proxied request (overwriting any client's) to the secret it shares with
-# the nodes: only with it are the two headers above the balancer's.
+# the nodes: only with it are the two headers above (and X-Real-IP) the balancer's.
 BALANCER_SECRET_HEADER = "x-abacus-balancer-secret"  # noqa: S105 - a name, not a secret
 # A wrong or missing secret is logged at most this often per worker (the metric counts each).
 UNTRUSTED_LOG_INTERVAL_S = 60.0
+# Set by nginx to the address it saw ($remote_addr), overwriting any client's: who the client is,
+# for a request the balancer sent.
+REAL_IP_HEADER = "x-real-ip"
 _RETRY_KEY = re.compile(r"[0-9A-Za-z]{1,64}")
 HEALTH_TIMEOUT_S = 1.0
 READ_TRIES = 3
@@ -61,11 +65,14 @@ async def add_number(request: Request) -> Response:
     retry_key = request.headers.get(RETRY_KEY_HEADER)
     client_key = add_request.idempotency_key is not None
     record_key: str | None
+    quota = None
     if add_request.idempotency_key is not None:
         # The client may send the key again, to any node, while this request is in flight.
         record_key = settings.record_key("idem", add_request.idempotency_key)
         ttl = settings.idempotency_ttl_s
         others = Others.SAME_KEY
+        # Its record holds memory for a day: each client may make only so many.
+        quota = key_quota.quota_for(settings, _client(request, settings))
     elif retry_key and _RETRY_KEY.fullmatch(retry_key) and _from_balancer(request, settings):
         # nginx sends the same key on every try of a request; it marks the first one, which no
         # other node can be carrying yet.
@@ -82,7 +89,7 @@ async def add_number(request: Request) -> Response:
         ttl = int(settings.add_deadline_s + RESOLVE_GRACE_S) + 60
         others = Others.UNSEEN if retry_key else Others.NONE
     add = committer.submit(
-        add_request.number, record_key, ttl, others=others, client_key=client_key
+        add_request.number, record_key, ttl, others=others, client_key=client_key, quota=quota
     )
     # A client that goes away cancels only this future: the lane answers the add all the same.
     outcome = await add.future
@@ -121,6 +128,14 @@ def _untrusted_retry_key(request: Request) -> None:
             peer,
             extra={"peer": peer},
         )
+
+
+def _client(request: Request, settings: Settings) -> str:
+    """Who sent the request, for the key quota: the address the balancer saw when it sent the
+    request, else the peer. X-Real-IP from anyone else is only what the sender claims."""
+    peer = request.client.host if request.client else None
+    forwarded = request.headers.get(REAL_IP_HEADER) if _from_balancer(request, settings) else None
+    return key_quota.client_of(peer, forwarded)
 
 
 async def read_sum(request: Request) -> Response:
@@ -190,12 +205,15 @@ def _authorize(token: str | None, header: str | None) -> None:
 
 async def health(request: Request) -> Response:
     settings, redis, _ = _services(request)
+    memory: MemoryWatch = request.app.state.memory
     body: dict[str, object] = {
         "status": "healthy",
         "node_id": settings.node_id,
         "redis_connected": True,
         "current_sum": None,
         "stats": None,
+        "memory_used_ratio": None,
+        "keyed_adds": _keyed_adds(memory),
     }
     try:
         async with asyncio.timeout(HEALTH_TIMEOUT_S):
@@ -217,7 +235,17 @@ async def health(request: Request) -> Response:
         "total_commands_processed": info.get("total_commands_processed"),
         "used_memory_human": info.get("used_memory_human"),
     }
+    # A fresher reading than the last poll: what this answer says is what the worker now does.
+    # Paused keys leave the node healthy: everything else still commits.
+    memory.observe(info)
+    body["memory_used_ratio"] = None if memory.ratio is None else round(memory.ratio, 4)
+    body["keyed_adds"] = _keyed_adds(memory)
     return json_response(body)
+
+
+def _keyed_adds(memory: MemoryWatch) -> str:
+    """Whether this worker takes new Idempotency-Keys, or pauses them (the key store's budget)."""
+    return "paused" if memory.paused else "accepted"
 
 
 # The document never changes: encode it once, not on every request.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+import math
 import os
 import re
 import socket
@@ -20,6 +21,13 @@ RESOLVE_GRACE_S = 0.8
 # Longer than nginx may still pass a request on to another node (its 8 s read timeout, then 20 s
 # of retries) plus a deadline and grace: the retry key's record, or its fence, outlives every try.
 DEFAULT_RETRY_KEY_TTL_S = 120
+# New Idempotency-Key records one client may make per window (one record lifetime, 24 h): with at
+# most two windows' records alive, at most 2 x 100,000 x ~660 B (a 255-character key) = ~130 MB,
+# a quarter of the 512 MB maxmemory of redis/redis.conf; and ~1.2 new keys/s all day long.
+DEFAULT_KEYS_PER_CLIENT = 100_000
+# Share of Redis's maxmemory from which new Idempotency-Keys are paused: the rest is headroom for
+# what cannot wait (keyless adds' 2-minute retry records, the sum, the counters).
+DEFAULT_KEY_STORE_LIMIT = 0.8
 LOG_FORMATS = ("json", "text")
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 # The balancer's secret goes into nginx's configuration inside a quoted string and through a shell
@@ -47,6 +55,10 @@ class Settings:
     balancer_secret: str | None
     idempotency_ttl_s: int
     retry_key_ttl_s: int
+    # New Idempotency-Key records per client and window (app/key_quota.py); 0 means no quota.
+    keys_per_client: int
+    # Share of maxmemory from which new Idempotency-Keys are paused (app/memory_watch.py).
+    key_store_limit: float
     log_level: str
     log_format: str
     # Where the node listens and how many Gunicorn workers it runs (read by gunicorn.conf.py and
@@ -60,6 +72,10 @@ class Settings:
     @property
     def sum_key(self) -> str:
         return self.key
+
+    def quota_key(self, client: str) -> str:
+        """Where one client's count of new Idempotency-Key records lives (app/key_quota.py)."""
+        return self.record_key("quota", client)
 
     def record_key(self, kind: str, name: str) -> str:
         """Where the commit record of one add lives, next to the sum it belongs to."""
@@ -101,6 +117,8 @@ class Settings:
             retry_key_ttl_s=_int(
                 env, "ABACUS_RETRY_KEY_TTL_S", DEFAULT_RETRY_KEY_TTL_S, minimum=30
             ),
+            keys_per_client=_int(env, "ABACUS_KEYS_PER_CLIENT", DEFAULT_KEYS_PER_CLIENT, minimum=0),
+            key_store_limit=_fraction(env, "ABACUS_KEY_STORE_LIMIT", DEFAULT_KEY_STORE_LIMIT),
             log_level=_choice(env, "LOG_LEVEL", "info", LOG_LEVELS),
             log_format=_choice(env, "LOG_FORMAT", "json", LOG_FORMATS),
             host=env.get("HOST") or "127.0.0.1",
@@ -129,6 +147,20 @@ def _int(
         raise SettingsError(f"{name} must be at least {minimum}, got {value}")
     if maximum is not None and value > maximum:
         raise SettingsError(f"{name} must be at most {maximum}, got {value}")
+    return value
+
+
+def _fraction(env: Mapping[str, str], name: str, default: float) -> float:
+    """A share above 0 and at most 1 (0.8 is 80%)."""
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a fraction such as 0.8, got {raw!r}") from None
+    if not (math.isfinite(value) and 0 < value <= 1):
+        raise SettingsError(f"{name} must be above 0 and at most 1, got {raw!r}")
     return value
 
 

@@ -187,7 +187,8 @@ def _stopped_early(operations: list[Operation], planned: int) -> list[str]:
 
 # Answers to a keyed add that say it never counted and never will: the service gives them only
 # once a fence under the key has committed (docs: truthful answers), so they settle an unknown
-# add too. Anything else (a 429, another 503, a timeout) leaves it unknown.
+# add too. Anything else (a 429, another 503 such as the key budget's key_store_full, a timeout)
+# leaves it unknown.
 NEVER_COUNTED = frozenset({"idempotency_key_refused", "unavailable", "sum_out_of_range"})
 
 

@@ -4,7 +4,11 @@ A client belongs to one thread (a Session is not meant to be shared). Every answ
 classified the way the judge needs it:
 
 - 200: ok.
-- any 4xx (429 included) and 503 `unavailable`: failed, certainly not applied.
+- any other 4xx (the balancer's 429 `rate_limited` included) and 503 `unavailable`: failed,
+  certainly not applied.
+- the key budget's 429 `key_quota_exhausted` and 503 `key_store_full`: unknown. They say only
+  that *this request* did not add; another request with the same key (the balancer passing it on
+  after a node failed) may have, so asking again with the key tells.
 - 503 `outcome_unknown`, any other 5xx (502/504 from the balancer), a timeout after sending,
   a dropped connection: unknown, it may or may not have been applied.
 - a connection that could not even be opened: failed, nothing was sent.
@@ -24,6 +28,8 @@ from harness.decimals import parse_json, render
 from harness.history import Outcome
 
 JSON = "application/json"
+# Answers to a keyed add that leave its key's add open (the key budget's): never "failed".
+KEY_BUDGET_REFUSALS = frozenset({"key_quota_exhausted", "key_store_full"})
 
 
 class CannotRun(Exception):
@@ -47,6 +53,8 @@ def classify(status: int, error: str | None) -> Outcome:
     """The outcome of an answered request that did not carry a usable 200 body."""
     if status == 200:
         return Outcome.OK
+    if error in KEY_BUDGET_REFUSALS:
+        return Outcome.UNKNOWN
     if 400 <= status < 500:
         return Outcome.FAILED
     if status == 503 and error == "unavailable":

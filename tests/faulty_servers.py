@@ -60,6 +60,11 @@ class Counter:
         """An error (status, code) to answer instead of applying an add with this key."""
         return None
 
+    def keyed(self, key: str | None, number: Decimal) -> tuple[int, dict[str, Any]] | None:
+        """The whole answer (status, fields) to an add with this key, when the server keeps
+        its keys' records itself; None: applied as usual."""
+        return None
+
 
 class Correct(Counter):
     pass
@@ -87,6 +92,49 @@ class FencesSomeKeys(Counter):
                     self.fenced.add(key)
                     return 503, "outcome_unknown"
             return None
+
+
+class BudgetRefusesSomeKeys(Counter):
+    """Correct and truthful the way Abacus's key budget is: every `every`-th new key is answered
+    `status` `code` (429 key_quota_exhausted, 503 key_store_full), which says only that *this
+    request* did not add. With `counted_elsewhere`, the add counted all the same, as when nginx
+    had passed the request to a node that committed it; the key's record answers from then on
+    (a replay). Without it, the key stays refused by the budget, asked again or not."""
+
+    def __init__(
+        self, *, status: int, code: str, every: int = 5, counted_elsewhere: bool = True
+    ) -> None:
+        super().__init__()
+        self.status = status
+        self.code = code
+        self.every = every
+        self.counted_elsewhere = counted_elsewhere
+        self.new_keys = 0
+        self.records: dict[str, Decimal] = {}
+        self.refused: set[str] = set()
+
+    def keyed(self, key: str | None, number: Decimal) -> tuple[int, dict[str, Any]] | None:
+        if key is None:
+            return None
+        with self.lock:
+            if key in self.records:
+                return 200, {"new_sum": self.records[key], "added": number}
+            if key in self.refused:
+                return self._refusal()
+            self.new_keys += 1
+            if self.new_keys % self.every:
+                self.sum += number
+                self.records[key] = self.sum
+                return 200, {"new_sum": self.sum, "added": number}
+            if self.counted_elsewhere:
+                self.sum += number
+                self.records[key] = self.sum
+            else:
+                self.refused.add(key)
+            return self._refusal()
+
+    def _refusal(self) -> tuple[int, dict[str, Any]]:
+        return self.status, {"error": self.code, "message": "this request did not add"}
 
 
 class LostUpdate(Counter):
@@ -254,9 +302,7 @@ class _Handler(BaseHTTPRequestHandler):
         if not isinstance(number, Decimal) or set(body) != {"number"}:
             self._error(422, "invalid_number", 'send exactly {"number": <number>}')
             return
-        refusal = self.server.counter.refusal(self.headers.get("Idempotency-Key"))
-        if refusal is not None:
-            self._error(*refusal, "refused")
+        if self._answered_for_the_key(number):
             return
         try:
             new_sum = self.server.counter.add(number)
@@ -267,6 +313,20 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(503, "unavailable", "nothing changed (not true: it counted)")
             return
         self._send(200, {"new_sum": new_sum, "added": number})
+
+    def _answered_for_the_key(self, number: Decimal) -> bool:
+        """True when the counter answered the add itself (its key's record, or a refusal)."""
+        key = self.headers.get("Idempotency-Key")
+        answer = self.server.counter.keyed(key, number)
+        if answer is not None:
+            status, fields = answer
+            self._send(status, fields, stamped=status == 200)
+            return True
+        refusal = self.server.counter.refusal(key)
+        if refusal is not None:
+            self._error(*refusal, "refused")
+            return True
+        return False
 
     def _reset(self) -> None:
         token = self.server.admin_token

@@ -30,3 +30,8 @@ def value(text: str, name: str, **labels: str) -> float:
 def adds_pending(port: int) -> float:
     """Adds the node holds (queued or in flight) and has not answered yet."""
     return value(scrape(port), "abacus_adds_pending")
+
+
+def keyed_adds_paused(port: int) -> float:
+    """How many workers of the node pause new Idempotency-Keys (the key store's memory budget)."""
+    return value(scrape(port), "abacus_keyed_adds_paused")

@@ -15,7 +15,7 @@ from harness.check import plan, run_check
 from harness.client import CannotRun, classify
 from harness.history import Kind, Outcome
 from harness.report import check_json, render_check
-from tests.faulty_servers import FAULTY, Correct, FencesSomeKeys, serve
+from tests.faulty_servers import FAULTY, BudgetRefusesSomeKeys, Correct, FencesSomeKeys, serve
 from tests.script_runner import run_script
 
 ADDS = 240
@@ -90,6 +90,45 @@ def test_resolve_unknown_settles_a_fenced_key_as_not_applied() -> None:
     assert report.exit_code == 0
 
 
+BUDGET_REFUSALS = [(429, "key_quota_exhausted"), (503, "key_store_full")]
+
+
+@pytest.mark.parametrize(("status", "code"), BUDGET_REFUSALS)
+def test_a_budget_refusal_is_asked_again_and_a_replay_settles_it_as_applied(
+    status: int, code: str
+) -> None:
+    """The refused request did not add, but the key's add counted elsewhere: judged as "failed",
+    it would be a failed add applied; as unknown, asking again with the key finds its record."""
+    refuses = BudgetRefusesSomeKeys(status=status, code=code, every=5, counted_elsewhere=True)
+    with serve(refuses) as url:
+        report = run_check(url, adds=50, concurrency=2, reset=True, resolve_unknown=True)
+    settled = [op for op in report.history.of(Kind.ADD) if op.resolved]
+    assert len(settled) == 10, "every fifth key was refused by the budget, then asked again"
+    assert all(op.outcome is Outcome.OK for op in settled)
+    verdict = report.verdict
+    assert verdict.consistent, verdict.violations
+    assert verdict.unknown == 0
+    assert verdict.final_sum == verdict.expected_sum
+    assert report.exit_code == 0
+
+
+@pytest.mark.parametrize(("status", "code"), BUDGET_REFUSALS)
+def test_a_budget_refusal_asked_again_and_refused_again_stays_unknown(
+    status: int, code: str
+) -> None:
+    refuses = BudgetRefusesSomeKeys(status=status, code=code, every=5, counted_elsewhere=False)
+    with serve(refuses) as url:
+        report = run_check(url, adds=50, concurrency=2, reset=True, resolve_unknown=True)
+    refused = [op for op in report.history.of(Kind.ADD) if op.error == code]
+    assert len(refused) == 10
+    assert all(op.outcome is Outcome.UNKNOWN and not op.resolved for op in refused), (
+        "a budget refusal never says the add will not count"
+    )
+    verdict = report.verdict
+    assert verdict.consistent, verdict.violations
+    assert verdict.final_sum == verdict.expected_min, "none of them counted, and that fits"
+
+
 @pytest.mark.parametrize(("ratio", "reads"), [(0, 0), (0.25, 25), (1, 100), (2.5, 250)])
 def test_plan_spreads_reads_among_the_adds(ratio: float, reads: int) -> None:
     ops = plan(100, ratio, random.Random(0), keyed=False)
@@ -116,6 +155,9 @@ def test_refused_reset_cannot_run() -> None:
         (429, "rate_limited", Outcome.FAILED),
         (503, "unavailable", Outcome.FAILED),
         (503, "outcome_unknown", Outcome.UNKNOWN),
+        # The key budget: this request did not add, but another carrier of the key may have.
+        (429, "key_quota_exhausted", Outcome.UNKNOWN),
+        (503, "key_store_full", Outcome.UNKNOWN),
         (502, None, Outcome.UNKNOWN),
         (504, None, Outcome.UNKNOWN),
         (500, "internal", Outcome.UNKNOWN),

@@ -60,8 +60,8 @@ NODE_PORT = 8000
 NGINX_RESOLVE_SINCE = (1, 27, 3)
 
 # What a node may be configured with: the spec's configuration table, the settings later work
-# added to it (the balancer's secret, server names, the two key lifetimes), and what
-# gunicorn.conf.py reads for the image (HOST, PROMETHEUS_MULTIPROC_DIR).
+# added to it (the balancer's secret, server names, the two key lifetimes, the key budget), and
+# what gunicorn.conf.py reads for the image (HOST, PROMETHEUS_MULTIPROC_DIR).
 DOCUMENTED_NODE_SETTINGS = frozenset(
     {
         "NODE_ID",
@@ -75,6 +75,8 @@ DOCUMENTED_NODE_SETTINGS = frozenset(
         "ABACUS_SERVER_NAMES",
         "ABACUS_IDEMPOTENCY_TTL_S",
         "ABACUS_RETRY_KEY_TTL_S",
+        "ABACUS_KEYS_PER_CLIENT",
+        "ABACUS_KEY_STORE_LIMIT",
         "WEB_CONCURRENCY",
         "HOST",
         "PORT",
@@ -537,7 +539,7 @@ def environment_names_read(path: Path) -> set[str]:
         if isinstance(node, ast.Call):
             func = node.func
             called = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
-            if called in {"get", "getenv", "_int", "_choice"}:
+            if called in {"get", "getenv", "_int", "_choice", "_fraction"}:
                 keys = list(node.args)
         elif isinstance(node, ast.Subscript) and getattr(node.value, "attr", "") == "environ":
             keys = [node.slice]

@@ -20,6 +20,7 @@ import redis
 from harness.check import CheckReport
 from harness.history import Kind, Outcome
 from local_stack import LocalStack
+from tests import metrics_text
 from tests.api_client import Api, Reply, timed_add
 from tests.bounds import HEALTH_BOUND_S, RESOLVE_GRACE_S, SLACK_S
 from tests.conftest import StackFactory
@@ -31,7 +32,7 @@ from tests.fault_support import (
     counts,
     explain,
 )
-from tests.waiting import PATIENCE_S, wait_all_healthy, wait_for_pending_adds
+from tests.waiting import PATIENCE_S, wait_all_healthy, wait_for_pending_adds, wait_until
 
 pytestmark = pytest.mark.stack
 
@@ -261,6 +262,10 @@ def test_full_memory_refuses_adds_and_evicts_nothing(make_stack: StackFactory) -
         assert api.sum() == total
 
         client.config_set("maxmemory", original)
+        # Short of memory, the nodes also paused new keys (503 key_store_full); each worker
+        # takes them again once its poll sees the room.
+        port = stack.config.node_port
+        assert wait_until(lambda: metrics_text.keyed_adds_paused(port) == 0), "keys resumed"
         retry = api.add(1, key=refused_key)
         assert retry.status == 200, retry.text
         assert retry.headers.get("Idempotent-Replayed") is None, "the refused add never counted"

@@ -7,6 +7,8 @@ from decimal import Decimal
 from typing import Any
 
 from app.group_commit import GroupCommitter
+from app.key_quota import Quota
+from app.memory_watch import MemoryWatch
 from app.pending_add import Others, PendingAdd
 from tests.unit.scripted_redis import ScriptedPool, ScriptedRedis
 
@@ -20,6 +22,7 @@ def make_add(
     others: Others = Others.NONE,
     client_key: bool = False,
     deadline_in: float = 5.0,
+    quota: Quota | None = None,
 ) -> PendingAdd:
     """An add queued now (call inside a running loop), due `deadline_in` seconds from now."""
     loop = asyncio.get_running_loop()
@@ -31,13 +34,36 @@ def make_add(
         future=loop.create_future(),
         others=others,
         client_key=client_key,
+        quota=quota,
     )
 
 
+def keyed_add(
+    number: int | str, key: str, quota: Quota | None = None, **options: Any
+) -> PendingAdd:
+    """An add with a client's Idempotency-Key (other requests may carry the same key)."""
+    return make_add(number, key, others=Others.SAME_KEY, client_key=True, quota=quota, **options)
+
+
+def quota(limit: int, counter_key: str = "abacus:sum:quota:203.0.113.7") -> Quota:
+    """One client's quota, in windows of 120 s."""
+    return Quota(counter_key=counter_key, limit=limit, window_s=120)
+
+
 def committer(
-    server: ScriptedRedis, *, deadline_s: float = 5.0, max_batch: int = 256, hang: bool = False
+    server: ScriptedRedis,
+    *,
+    deadline_s: float = 5.0,
+    max_batch: int = 256,
+    hang: bool = False,
+    memory: MemoryWatch | None = None,
 ) -> GroupCommitter:
     pool: Any = ScriptedPool(server, hang=hang)
     return GroupCommitter(
-        pool, sum_key=SUM_KEY, node_id="unit-node", max_batch=max_batch, deadline_s=deadline_s
+        pool,
+        sum_key=SUM_KEY,
+        node_id="unit-node",
+        max_batch=max_batch,
+        deadline_s=deadline_s,
+        memory=memory,
     )

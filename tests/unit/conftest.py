@@ -34,6 +34,9 @@ INFO_STATS = {
     "total_commands_processed": 42,
     "used_memory_human": "1.05M",
 }
+# INFO's memory figures (the key store's budget reads them); a test changes them with
+# monkeypatch.setitem. maxmemory 0 is Redis's "no limit", as in fakeredis.
+INFO_MEMORY = {"used_memory": 1_100_000, "maxmemory": 0}
 
 
 def make_settings(**env: str) -> Settings:
@@ -66,7 +69,8 @@ class _SocketWithInfo(AsyncFakeSocket):
         return super()._name_to_func(cmd_name)
 
     def _info(self, *sections: bytes) -> bytes:
-        return "".join(f"{name}:{value}\r\n" for name, value in INFO_STATS.items()).encode()
+        fields = {**INFO_STATS, **INFO_MEMORY}
+        return "".join(f"{name}:{value}\r\n" for name, value in fields.items()).encode()
 
 
 class FakeConnection(FakeAsyncRedisConnection):

@@ -59,6 +59,8 @@ class ScriptedRedis:
     script: deque[str] = field(default_factory=deque)
     # Every round trip's commands, by their names: what the node sent, in order.
     sent: list[list[str]] = field(default_factory=list)
+    # Seconds to live each key was given (SET ... EX); a key not here never expires.
+    expiries: dict[bytes, int] = field(default_factory=dict)
     connections_made: int = 0
 
     def plan(self, faults: Iterable[str]) -> None:
@@ -136,7 +138,7 @@ class ScriptedConnection:
             self.watched = {}
         elif name == "MULTI":
             self.queued, self.aborted = [], False
-        elif name in ("GET", "MGET", "EXEC"):
+        elif name in ("GET", "MGET", "PTTL", "EXEC"):
             return self._read_or_exec(name, args)
         else:
             raise AssertionError(f"unexpected command {name}")
@@ -147,6 +149,12 @@ class ScriptedConnection:
             return self.server.data.get(args[0])
         if name == "MGET":
             return [self.server.data.get(key) for key in args]
+        if name == "PTTL":
+            if args[0] not in self.server.data:
+                return -2
+            if args[0] not in self.server.expiries:
+                return -1
+            return self.server.expiries[args[0]] * 1000
         return self._exec()
 
     def _exec(self) -> Any:
@@ -157,10 +165,24 @@ class ScriptedConnection:
         self.watched = {}
         if changed:
             return None
-        for command in queued:
-            assert command[0] == b"SET", command
-            self.server.write(command[1], command[2])
-        return [b"OK"] * len(queued)
+        return [self._apply(command) for command in queued]
+
+    def _apply(self, command: list[bytes]) -> Any:
+        """One queued write, as EXEC runs it: SET [EX seconds] [NX] (the sum, records, a quota
+        counter's window) and INCRBY (the counter)."""
+        name, key, value, *options = command
+        if name.upper() == b"INCRBY":
+            total = int(self.server.data.get(key, b"0")) + int(value)
+            self.server.write(key, str(total).encode())
+            return total
+        assert name.upper() == b"SET", command
+        flags = [option.upper() for option in options]
+        if b"NX" in flags and key in self.server.data:
+            return None
+        self.server.write(key, value)
+        if b"EX" in flags:
+            self.server.expiries[key] = int(options[flags.index(b"EX") + 1])
+        return b"OK"
 
 
 class ScriptedPool:

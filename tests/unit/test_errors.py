@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import json
 
-from app.errors import RETRY_AFTER_S, ApiError, error_response, outcome_unknown, unavailable
+from app.errors import (
+    KEY_STORE_FULL_RETRY_AFTER_S,
+    RETRY_AFTER_S,
+    ApiError,
+    error_response,
+    key_quota_exhausted,
+    key_store_full,
+    outcome_unknown,
+    unavailable,
+)
 
 
 def test_an_error_answers_with_its_status_code_and_message() -> None:
@@ -51,3 +60,18 @@ def test_outcome_unknown_tells_the_client_how_to_learn_the_outcome() -> None:
     assert (error.status, error.code) == (503, "outcome_unknown")
     assert "Idempotency-Key" in error.message
     assert error.headers["Retry-After"] == str(RETRY_AFTER_S)
+
+
+def test_the_key_budget_s_refusals_say_when_to_ask_again_with_the_same_key() -> None:
+    quota = key_quota_exhausted(retry_after_s=55, limit=7)
+    full = key_store_full()
+    assert (quota.status, quota.code) == (429, "key_quota_exhausted")
+    assert quota.headers["Retry-After"] == "55"
+    assert (full.status, full.code) == (503, "key_store_full")
+    assert full.headers["Retry-After"] == str(KEY_STORE_FULL_RETRY_AFTER_S)
+    assert KEY_STORE_FULL_RETRY_AFTER_S > RETRY_AFTER_S, "memory frees as keys expire: slowly"
+    for refusal in (quota, full):
+        # Not "never will": another request with the same key may be in flight elsewhere.
+        assert "did not add" in refusal.message
+        assert "same Idempotency-Key" in refusal.message
+        assert "never" not in refusal.message

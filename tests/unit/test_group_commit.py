@@ -9,12 +9,14 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 import pytest
+from prometheus_client import REGISTRY
 
 from app import records
 from app.group_commit import UNREACHABLE_GIVE_UP_S, GroupCommitter
+from app.memory_watch import MemoryWatch
 from app.pending_add import Committed, Others, Outcome, PendingAdd
 from app.settings import RESOLVE_GRACE_S
-from tests.unit.commit_support import SUM_KEY, committer
+from tests.unit.commit_support import SUM_KEY, committer, quota
 from tests.unit.scripted_redis import CONFLICT, DROPPED, LOST, STALL, ScriptedRedis
 
 T = TypeVar("T")
@@ -255,5 +257,58 @@ def test_closing_refuses_at_once_only_what_nobody_else_carries() -> None:
         assert code(await shared.future) == "unavailable"
         await owner.close()
         assert records.read(server.get("abacus:sum:idem:k") or b"").body is None
+
+    run(test)
+
+
+def budget_refusals(reason: str) -> float:
+    return REGISTRY.get_sample_value("abacus_key_budget_refusals_total", {"reason": reason}) or 0
+
+
+def test_a_full_key_store_answers_new_keys_at_once_and_lets_the_rest_through() -> None:
+    async def test() -> None:
+        server = ScriptedRedis()
+        memory = MemoryWatch(limit=0.8)
+        memory.observe({"used_memory": 90, "maxmemory": 100})
+        owner = committer(server, memory=memory)
+        before = budget_refusals("key_store_full")
+        key = "abacus:sum:idem:k"
+        keyed = owner.submit(Decimal(1), key, 60, others=Others.SAME_KEY, client_key=True)
+        duplicate = owner.submit(Decimal(1), key, 60, others=Others.SAME_KEY, client_key=True)
+        keyless = owner.submit(Decimal(2), None, 60)
+        assert code(await keyed.future) == "key_store_full"
+        assert code(await duplicate.future) == "key_store_full", "it asked for itself"
+        assert code(await keyless.future) == "200"
+        assert budget_refusals("key_store_full") == before + 2
+        # Memory freed (as the poller would see it): the same key is taken, and counts once.
+        memory.observe({"used_memory": 10, "maxmemory": 100})
+        again = owner.submit(Decimal(1), key, 60, others=Others.SAME_KEY, client_key=True)
+        assert code(await again.future) == "200"
+        await closed(owner)
+        assert server.get(SUM_KEY) == b"3"
+
+    run(test)
+
+
+def test_a_client_s_quota_holds_across_batches() -> None:
+    async def test() -> None:
+        server = ScriptedRedis()
+        owner = committer(server)
+        before = budget_refusals("key_quota_exhausted")
+        answers = []
+        for n in range(1, 5):
+            add = owner.submit(
+                Decimal(n),
+                f"abacus:sum:idem:k{n}",
+                60,
+                others=Others.SAME_KEY,
+                client_key=True,
+                quota=quota(2),
+            )
+            answers.append(code(await add.future))  # one batch each: the counter carries it
+        await closed(owner)
+        assert answers == ["200", "200", "key_quota_exhausted", "key_quota_exhausted"]
+        assert server.get(SUM_KEY) == b"3"
+        assert budget_refusals("key_quota_exhausted") == before + 2
 
     run(test)

@@ -13,10 +13,11 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from app import ledger, records
+from app.errors import ApiError
 from app.json_body import parse
 from app.pending_add import Committed, Others, PendingAdd
 from app.settings import RESOLVE_GRACE_S
-from tests.unit.commit_support import SUM_KEY, make_add
+from tests.unit.commit_support import SUM_KEY, keyed_add, make_add, quota
 from tests.unit.scripted_redis import (
     CONFLICT,
     DROPPED,
@@ -34,9 +35,11 @@ def run(test: Callable[[], Coroutine[Any, Any, T]]) -> T:
     return asyncio.run(test())
 
 
-async def attempt(server: ScriptedRedis, adds: Sequence[PendingAdd]) -> ledger.AttemptResult:
+async def attempt(
+    server: ScriptedRedis, adds: Sequence[PendingAdd], *, store_full: bool = False
+) -> ledger.AttemptResult:
     connection: Any = ScriptedConnection(server)
-    return await ledger.attempt(connection, SUM_KEY, "unit-node", adds)
+    return await ledger.attempt(connection, SUM_KEY, "unit-node", adds, store_full=store_full)
 
 
 def answers(result: ledger.AttemptResult) -> list[str]:
@@ -270,3 +273,221 @@ def test_add_body_is_json_with_exact_numbers(node_id: str) -> None:
     ]
     assert [b["added"] for b in bodies] == [Decimal(n) for n in ["0.1", "0.2", "-100", "1e29"]]
     assert {b["node_id"] for b in bodies} == {node_id}
+
+
+# ----- the key budget: a client's quota of new keyed records, the key store's memory ---------
+
+C1 = "abacus:sum:quota:203.0.113.7"
+C2 = "abacus:sum:quota:198.51.100.4"
+BODY_OF_7 = '{"new_sum": 7, "added": 7, "timestamp": "t", "node_id": "n"}'
+
+
+def new_sums(result: ledger.AttemptResult) -> dict[str, Decimal]:
+    """The new_sum each applied add was answered with, by its record key."""
+    return {
+        add.record_key: parse(outcome.body.encode())["new_sum"]
+        for add, outcome in result.resolved
+        if isinstance(outcome, Committed)
+    }
+
+
+def test_a_client_past_its_quota_is_refused_at_once_and_the_rest_of_the_batch_commits() -> None:
+    async def test() -> None:
+        server = ScriptedRedis(data={b"abacus:sum": b"10", C1.encode(): b"4"})
+        server.expiries[C1.encode()] = 30  # C1's window ends in 30 s
+        first = keyed_add(1, "k1", quota(5, C1))
+        over = keyed_add(2, "k2", quota(5, C1))
+        keyless = make_add(4, "r1")
+        other_client = keyed_add(8, "k3", quota(5, C2))
+        result = await attempt(server, [first, over, keyless, other_client])
+        outcomes = dict(result.resolved)
+        refusal = outcomes[over]
+        assert isinstance(refusal, ApiError)
+        assert (refusal.status, refusal.code) == (429, "key_quota_exhausted")
+        assert refusal.headers["Retry-After"] == "30", "until the client's window ends"
+        # Not applied, not fenced: the refusal costs no memory and takes no place in the order.
+        assert server.get("k2") is None
+        assert not over.maybe_sent
+        assert not over.fencing
+        assert new_sums(result) == {"k1": 11, "r1": 15, "k3": 23}
+        assert server.get(SUM_KEY) == b"23"
+        assert result.committed == 3
+        # Counted in the same EXEC as the records they pay for. A window starts with a client's
+        # first new key and lasts one record lifetime; later keys do not stretch it.
+        assert server.get(C1) == b"5"
+        assert server.get(C2) == b"1"
+        assert server.expiries[C1.encode()] == 30
+        assert server.expiries[C2.encode()] == 120
+
+    run(test)
+
+
+def test_the_counters_are_read_in_the_watch_round_trip_only_when_a_batch_needs_them() -> None:
+    async def test() -> None:
+        server = ScriptedRedis()
+        await attempt(server, [make_add(1, "r1"), keyed_add(2, "k0")])  # no quota: keyless, off
+        assert server.sent == [["WATCH", "GET", "MGET"], ["MULTI", "SET", "SET", "SET", "EXEC"]]
+        server.sent.clear()
+        await attempt(server, [keyed_add(1, "k1", quota(5, C1)), keyed_add(2, "k2", quota(5, C2))])
+        assert server.sent == [
+            ["WATCH", "GET", "MGET", "MGET", "PTTL", "PTTL"],
+            ["MULTI", "SET", "SET", "SET", "SET", "INCRBY", "SET", "INCRBY", "EXEC"],
+        ], "no round trip more: the counters are read with the sum and written with it"
+
+    run(test)
+
+
+def test_adds_planned_in_the_same_batch_count_against_the_quota() -> None:
+    async def test() -> None:
+        server = ScriptedRedis()
+        adds = [keyed_add(n, f"k{n}", quota(2, C1)) for n in (1, 2, 4)]
+        result = await attempt(server, adds)
+        assert answers(result) == ["key_quota_exhausted", "200", "200"]
+        assert dict(result.resolved)[adds[2]].code == "key_quota_exhausted"  # type: ignore[union-attr]
+        assert server.get(SUM_KEY) == b"3"
+        assert server.get(C1) == b"2"
+
+    run(test)
+
+
+def test_a_key_whose_record_exists_is_answered_from_it_past_the_quota_and_the_store_limit() -> None:
+    async def test() -> None:
+        server = ScriptedRedis(data={b"abacus:sum": b"7", C1.encode(): b"5"})
+        server.data[b"replayed"] = records.committed("someone", BODY_OF_7).encode()
+        server.data[b"reused"] = records.committed("someone", BODY_OF_7).encode()
+        server.data[b"fenced"] = records.fence("someone", "9").encode()
+        adds = [
+            keyed_add(7, "replayed", quota(5, C1)),
+            keyed_add(8, "reused", quota(5, C1)),
+            keyed_add(9, "fenced", quota(5, C1)),
+        ]
+        for store_full in (False, True):
+            result = await attempt(server, adds, store_full=store_full)
+            assert answers(result) == [
+                "200 replay",
+                "idempotency_key_reused",
+                "idempotency_key_refused",
+            ]
+        assert server.execs_sent == 0, "no new record: nothing written, nothing counted"
+        assert server.get(C1) == b"5"
+
+    run(test)
+
+
+def test_a_fence_for_a_client_key_is_a_new_record_and_counts() -> None:
+    async def test() -> None:
+        server = ScriptedRedis(data={b"abacus:sum": b"9" * 30})
+        shared = keyed_add("1" + "0" * 29, "k1", quota(5, C1))
+        result = await attempt(server, [shared])
+        assert answers(result) == ["sum_out_of_range"]
+        assert records.read(server.get("k1") or b"").body is None, "fenced"
+        assert server.get(C1) == b"1", "a fence takes memory like any record"
+
+    run(test)
+
+
+def test_an_add_owed_a_fence_past_its_quota_gets_the_quota_s_answer_and_no_fence() -> None:
+    async def test() -> None:
+        server = ScriptedRedis(data={C1.encode(): b"5"})
+        late = keyed_add(5, "k1", quota(5, C1), deadline_in=-0.01)
+        result = await attempt(server, [late])
+        # Nothing of it was ever sent: "this request did not add" is true without a fence,
+        # and a fence would be one more record past the quota.
+        assert answers(result) == ["key_quota_exhausted"]
+        assert server.execs_sent == 0
+        assert server.get("k1") is None
+
+    run(test)
+
+
+def test_an_add_whose_exec_may_have_been_sent_is_never_refused_by_the_budget() -> None:
+    async def test() -> None:
+        server = ScriptedRedis(data={C1.encode(): b"5"})
+        resent = keyed_add(5, "k1", quota(5, C1))
+        resent.maybe_sent = True  # a lost EXEC reply: the answer must say what became of it
+        result = await attempt(server, [resent], store_full=True)
+        assert answers(result) == ["200"]
+        assert server.get(C1) == b"6", "the one way past the quota, counted all the same"
+
+    run(test)
+
+
+def test_a_full_key_store_pauses_new_client_keys_only() -> None:
+    async def test() -> None:
+        server = ScriptedRedis(data={b"abacus:sum": b"7"})
+        server.data[b"replayed"] = records.committed("someone", BODY_OF_7).encode()
+        new_key = keyed_add(1, "k1", quota(5, C1))
+        unlimited = keyed_add(2, "k2")  # ABACUS_KEYS_PER_CLIENT=0: the store still bounds it
+        keyless = make_add(4, "r1")
+        retried = make_add(8, "retry", others=Others.SAME_KEY)  # the balancer's retry key
+        replay = keyed_add(7, "replayed", quota(5, C1))
+        adds = [new_key, unlimited, keyless, retried, replay]
+        result = await attempt(server, adds, store_full=True)
+        outcomes = dict(result.resolved)
+        for refused in (new_key, unlimited):
+            refusal = outcomes[refused]
+            assert isinstance(refusal, ApiError)
+            assert (refusal.status, refusal.code) == (503, "key_store_full")
+            assert int(refusal.headers["Retry-After"]) > 1
+            assert "memory" in refusal.message
+        assert answers(result) == [
+            "key_store_full",
+            "key_store_full",
+            "200 replay",
+            "200",
+            "200",
+        ]
+        assert server.get("k1") is None, "no fence"
+        assert server.get("k2") is None
+        assert server.get(C1) is None
+        assert server.get(SUM_KEY) == b"19"
+
+    run(test)
+
+
+def test_a_budget_refusal_stands_when_redis_refuses_the_rest_of_the_batch() -> None:
+    async def test() -> None:
+        oom = "OOM command not allowed when used memory > 'maxmemory'"
+        server = ScriptedRedis(data={C1.encode(): b"1"})
+        server.plan(["ok", error(oom)])
+        over = keyed_add(1, "k1", quota(1, C1))
+        sole = make_add(2, "r1")
+        result = await attempt(server, [over, sole])
+        assert dict(result.resolved)[over].code == "key_quota_exhausted"  # type: ignore[union-attr]
+        assert "OOM" in str(dict(result.resolved)[sole]), "the rest: refused by Redis"
+        assert answers(result) == ["key_quota_exhausted", "unavailable"]
+        assert server.get(C1) == b"1"
+
+    run(test)
+
+
+def test_an_exec_that_met_a_conflict_leaves_the_add_as_unsent_as_before() -> None:
+    """A nil EXEC reply is Redis discarding the whole transaction: it applied nothing, so it
+    neither lets the add past the budget (as a lost EXEC would) nor calls for a fence."""
+
+    async def test() -> None:
+        server = ScriptedRedis(data={C1.encode(): b"4"})
+        server.plan(["ok", CONFLICT])
+        add = keyed_add(1, "k1", quota(5, C1))
+        result = await attempt(server, [add])
+        assert result.retry == [add]
+        assert not add.maybe_sent, "the reply came: nothing of it can still commit"
+        server.data[C1.encode()] = b"5"  # meanwhile another worker's add took the last one
+        again = await attempt(server, [add])
+        assert answers(again) == ["key_quota_exhausted"]
+        assert server.get(SUM_KEY) == b"0", "only the other writer's (unchanged) sum"
+        assert server.get("k1") is None
+
+    run(test)
+
+
+def test_after_a_conflict_an_earlier_lost_exec_still_counts_as_maybe_sent() -> None:
+    async def test() -> None:
+        server = ScriptedRedis()
+        server.plan(["ok", CONFLICT])
+        add = keyed_add(1, "k1", quota(5, C1))
+        add.maybe_sent = True  # an earlier EXEC of it was lost: that one may yet be what counted
+        await attempt(server, [add])
+        assert add.maybe_sent
+
+    run(test)

@@ -31,6 +31,9 @@ def test_one_process_exposes_its_own_registry(monkeypatch: pytest.MonkeyPatch) -
         "abacus_ambiguous_adds_resolved_total",
         "abacus_redis_errors_total",
         "abacus_adds_pending",
+        "abacus_redis_memory_used_ratio",
+        "abacus_keyed_adds_paused",
+        "abacus_key_budget_refusals_total",
     ):
         assert f"# TYPE {name} " in text, name
 

@@ -16,10 +16,10 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 
 import app
-from app import openapi
+from app import memory_watch, openapi
 from app.main import _HTTP_CODES
 from app.routes import ROUTES
-from tests.unit.conftest import ADMIN_TOKEN, ClientFactory
+from tests.unit.conftest import ADMIN_TOKEN, INFO_MEMORY, ClientFactory, make_settings
 
 DOCUMENT = json.loads(json.dumps(openapi.DOCUMENT))
 APP_SOURCE = Path(app.__file__).parent
@@ -112,3 +112,31 @@ def test_redis_down_responses_fit_the_document(
     reply = make_client(server=down).request(method, path)
     assert_documented(reply, method, path, 503)
     assert reply.headers["retry-after"] == "1"
+
+
+def test_the_key_budget_s_refusals_fit_the_document(
+    make_client: ClientFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(memory_watch, "POLL_INTERVAL_S", 3600.0)  # /health alone reads INFO
+    monkeypatch.setitem(INFO_MEMORY, "maxmemory", 100)
+    monkeypatch.setitem(INFO_MEMORY, "used_memory", 50)
+    client = make_client(make_settings(ABACUS_KEYS_PER_CLIENT="1"))
+    keyed = {**JSON, "Idempotency-Key": "k1"}
+    assert client.post("/abacus/number", content='{"number": 1}', headers=keyed).is_success
+    over = client.post(
+        "/abacus/number", content='{"number": 1}', headers={**keyed, "Idempotency-Key": "k2"}
+    )
+    assert_documented(over, "POST", "/abacus/number", 429)
+    assert over.json()["error"] == "key_quota_exhausted"
+    assert "retry-after" in over.headers
+    assert_documented(client.get("/health"), "GET", "/health", 200)
+
+    monkeypatch.setitem(INFO_MEMORY, "used_memory", 95)
+    other = make_client(peer=("198.51.100.4", 50000))  # a client with its quota untouched
+    assert other.get("/health").json()["keyed_adds"] == "paused"
+    full = other.post(
+        "/abacus/number", content='{"number": 1}', headers={**keyed, "Idempotency-Key": "k3"}
+    )
+    assert_documented(full, "POST", "/abacus/number", 503)
+    assert full.json()["error"] == "key_store_full"
+    assert_documented(other.get("/health"), "GET", "/health", 200)

@@ -18,12 +18,13 @@ from fakeredis.aioredis import FakeAsyncRedisConnection
 from prometheus_client import REGISTRY
 from starlette.testclient import TestClient
 
-from app import openapi, routes
+from app import memory_watch, openapi, routes
 from app.settings import Settings
 from tests.request_tables import GRAMMAR, JSON, MAX, TINY
 from tests.unit.conftest import (
     ADMIN_TOKEN,
     BALANCER_SECRET,
+    INFO_MEMORY,
     INFO_STATS,
     NODE_ID,
     SUM_KEY,
@@ -352,6 +353,9 @@ def test_health_shape(client: TestClient, redis_data: fakeredis.FakeRedis) -> No
         "redis_connected": True,
         "current_sum": 42,
         "stats": INFO_STATS,
+        # fakeredis reports maxmemory 0 (no limit), so there is no budget to use up.
+        "memory_used_ratio": None,
+        "keyed_adds": "accepted",
     }
     # A real write, so that a Redis that takes no writes makes the node unhealthy.
     assert 0 < redis_data.pttl(f"{SUM_KEY}:health:{NODE_ID}") <= 60_000
@@ -366,6 +370,8 @@ def test_health_when_redis_is_down(make_client: ClientFactory, down_server: Fake
         "redis_connected": False,
         "current_sum": None,
         "stats": None,
+        "memory_used_ratio": None,
+        "keyed_adds": "accepted",
     }
     assert reply.headers["retry-after"] == "1"
 
@@ -421,3 +427,97 @@ def test_openapi_document_is_served(client: TestClient) -> None:
     assert reply.status_code == 200
     assert reply.headers["content-type"] == "application/json"
     assert reply.json() == json.loads(json.dumps(openapi.DOCUMENT))
+
+
+# ----- the key budget ---------------------------------------------------------------------
+
+
+def keyed(key: str, **headers: str) -> dict[str, str]:
+    return {"Idempotency-Key": key, **headers}
+
+
+def test_past_its_quota_a_client_s_new_keys_get_429_and_nobody_else_notices(
+    make_client: ClientFactory, redis_data: fakeredis.FakeRedis
+) -> None:
+    settings = make_settings(ABACUS_KEYS_PER_CLIENT="2", ABACUS_IDEMPOTENCY_TTL_S="3600")
+    client = make_client(settings, peer=("203.0.113.7", 50000))
+    other = make_client(settings, peer=("198.51.100.4", 50000))
+    assert add(client, 1, **keyed("a1")).status_code == 200
+    assert add(client, 2, **keyed("a2")).status_code == 200
+    refused = add(client, 4, **keyed("a3"))
+    assert refused.status_code == 429
+    assert refused.json()["error"] == "key_quota_exhausted"
+    assert 1 <= int(refused.headers["retry-after"]) <= 3600
+    assert refused.headers["x-node-id"] == NODE_ID
+    # Its keyless adds, its replays, its reads and resets, and other clients: as before.
+    assert add(client, 8).status_code == 200
+    replay = add(client, 1, **keyed("a1"))
+    assert replay.status_code == 200
+    assert replay.headers["idempotent-replayed"] == "true"
+    assert add(other, 16, **keyed("b1")).status_code == 200
+    assert read_sum(client) == 27, "nothing refused counted"
+    assert redis_data.get("abacus:sum:idem:a3") is None, "and nothing of it was stored"
+    counter = "abacus:sum:quota:203.0.113.7"
+    assert redis_data.get(counter) == b"2"
+    assert 0 < redis_data.ttl(counter) <= 3600, "its window: from its first new key, one TTL"
+
+
+def test_x_real_ip_names_the_client_only_when_the_balancer_sent_the_request(
+    make_client: ClientFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # routes._from_balancer is the one trust predicate; a header stands in for it here, so this
+    # holds whatever the balancer's proof is (an address today).
+    monkeypatch.setattr(
+        routes,
+        "_from_balancer",
+        lambda request, settings: request.headers.get("x-test-balancer") == "yes",
+    )
+    client = make_client(make_settings(ABACUS_KEYS_PER_CLIENT="1"), peer=("127.0.0.2", 50000))
+
+    def via_balancer(key: str, address: str) -> dict[str, str]:
+        return keyed(key, **{"x-test-balancer": "yes", "X-Real-IP": address})
+
+    assert add(client, 1, **via_balancer("k1", "198.51.100.1")).status_code == 200
+    assert add(client, 2, **via_balancer("k2", "198.51.100.2")).status_code == 200
+    over = add(client, 4, **via_balancer("k3", "198.51.100.1"))
+    assert over.status_code == 429
+    # Not from the balancer: X-Real-IP is only what the sender claims; the peer is the client.
+    assert add(client, 8, **keyed("k4", **{"X-Real-IP": "198.51.100.3"})).status_code == 200
+    forged = add(client, 16, **keyed("k5", **{"X-Real-IP": "198.51.100.4"}))
+    assert forged.status_code == 429, "a new address per request buys no new quota"
+    assert read_sum(client) == 11
+
+
+def test_health_shows_memory_use_and_whether_new_keys_are_paused(
+    make_client: ClientFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Only /health reads INFO after the first poll here, so each step below is what it set.
+    monkeypatch.setattr(memory_watch, "POLL_INTERVAL_S", 3600.0)
+    monkeypatch.setitem(INFO_MEMORY, "maxmemory", 10_000_000)
+    monkeypatch.setitem(INFO_MEMORY, "used_memory", 5_000_000)
+    client = make_client(make_settings(ABACUS_KEY_STORE_LIMIT="0.8"))
+    healthy = client.get("/health")
+    assert healthy.json()["memory_used_ratio"] == 0.5
+    assert healthy.json()["keyed_adds"] == "accepted"
+
+    monkeypatch.setitem(INFO_MEMORY, "used_memory", 9_000_000)
+    paused = client.get("/health")
+    assert paused.status_code == 200, "paused keys are not a node down"
+    assert paused.json()["status"] == "healthy"
+    assert paused.json()["memory_used_ratio"] == 0.9
+    assert paused.json()["keyed_adds"] == "paused"
+    refused = add(client, 1, **keyed("k1"))
+    assert refused.status_code == 503
+    assert refused.json()["error"] == "key_store_full"
+    assert int(refused.headers["retry-after"]) > 1
+    assert add(client, 2).status_code == 200, "keyless adds go on in the headroom"
+    reset = client.delete("/abacus/sum", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    assert reset.status_code == 200, "resets are never refused"
+
+    monkeypatch.setitem(INFO_MEMORY, "maxmemory", 0)
+    unlimited = client.get("/health").json()
+    assert (unlimited["memory_used_ratio"], unlimited["keyed_adds"]) == (None, "accepted")
+    taken = add(client, 1, **keyed("k1"))
+    assert taken.status_code == 200
+    assert "idempotent-replayed" not in taken.headers, "the refused add had not counted"
+    assert read_sum(client) == 1

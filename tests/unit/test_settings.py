@@ -23,6 +23,8 @@ def test_defaults_of_an_empty_environment() -> None:
     assert settings.server_names == ("localhost",)
     assert settings.idempotency_ttl_s == 86400
     assert settings.retry_key_ttl_s == 120
+    assert settings.keys_per_client == 100_000
+    assert settings.key_store_limit == 0.8
     assert (settings.log_level, settings.log_format) == ("info", "json")
     assert (settings.host, settings.port, settings.web_concurrency) == ("127.0.0.1", 8000, 2)
 
@@ -39,6 +41,8 @@ def test_every_variable_is_read() -> None:
             "ABACUS_SERVER_NAMES": "abacus.example.com, Api.Example. localhost",
             "ABACUS_IDEMPOTENCY_TTL_S": "60",
             "ABACUS_RETRY_KEY_TTL_S": "30",
+            "ABACUS_KEYS_PER_CLIENT": "5",
+            "ABACUS_KEY_STORE_LIMIT": "0.5",
             "LOG_LEVEL": "DEBUG",
             "LOG_FORMAT": "Text",
             "HOST": "0.0.0.0",
@@ -55,6 +59,8 @@ def test_every_variable_is_read() -> None:
     assert settings.server_names == ("abacus.example.com", "api.example", "localhost")
     assert settings.idempotency_ttl_s == 60
     assert settings.retry_key_ttl_s == 30
+    assert settings.keys_per_client == 5
+    assert settings.key_store_limit == 0.5
     assert (settings.log_level, settings.log_format) == ("debug", "text")
     assert (settings.host, settings.port, settings.web_concurrency) == ("0.0.0.0", 8001, 3)
 
@@ -70,6 +76,8 @@ def test_empty_values_mean_the_default() -> None:
             "ABACUS_ADMIN_TOKEN",
             "ABACUS_ADD_DEADLINE_MS",
             "ABACUS_MAX_BATCH",
+            "ABACUS_KEYS_PER_CLIENT",
+            "ABACUS_KEY_STORE_LIMIT",
             "LOG_LEVEL",
             "LOG_FORMAT",
             "ABACUS_BALANCER_SECRET_FILE",
@@ -87,6 +95,7 @@ def test_the_process_environment_is_the_default_source(monkeypatch: pytest.Monke
 def test_record_keys_live_next_to_the_sum() -> None:
     settings = Settings.from_env({"ABACUS_KEY": "t:sum"})
     assert settings.record_key("idem", "order-1") == "t:sum:idem:order-1"
+    assert settings.quota_key("2001:db8::/64") == "t:sum:quota:2001:db8::/64"
 
 
 SECRET = "0123456789abcdef0123456789abcdef"
@@ -158,6 +167,12 @@ def test_a_missing_secret_file_is_refused(tmp_path: Path) -> None:
         ("ABACUS_MAX_BATCH", "1.5", "ABACUS_MAX_BATCH must be a whole number"),
         ("ABACUS_IDEMPOTENCY_TTL_S", "0", "ABACUS_IDEMPOTENCY_TTL_S must be at least 1"),
         ("ABACUS_RETRY_KEY_TTL_S", "29", "ABACUS_RETRY_KEY_TTL_S must be at least 30"),
+        ("ABACUS_KEYS_PER_CLIENT", "-1", "ABACUS_KEYS_PER_CLIENT must be at least 0"),
+        ("ABACUS_KEYS_PER_CLIENT", "1e5", "ABACUS_KEYS_PER_CLIENT must be a whole number"),
+        ("ABACUS_KEY_STORE_LIMIT", "0", "ABACUS_KEY_STORE_LIMIT must be above 0 and at most 1"),
+        ("ABACUS_KEY_STORE_LIMIT", "1.01", "ABACUS_KEY_STORE_LIMIT must be above 0 and at most 1"),
+        ("ABACUS_KEY_STORE_LIMIT", "nan", "ABACUS_KEY_STORE_LIMIT must be above 0 and at most 1"),
+        ("ABACUS_KEY_STORE_LIMIT", "80%", "ABACUS_KEY_STORE_LIMIT must be a fraction"),
         ("LOG_LEVEL", "verbose", "LOG_LEVEL must be one of debug, info"),
         ("LOG_FORMAT", "xml", "LOG_FORMAT must be one of json, text"),
         ("ABACUS_SERVER_NAMES", "localhost, bad_name", "ABACUS_SERVER_NAMES: 'bad_name'"),
