@@ -41,7 +41,7 @@ def add_from(stack: LocalStack, source: str, number: int, key: str) -> Reply:
     """An add through the balancer from another source address."""
     body = json.dumps({"number": number}).encode()
     head = (
-        "POST /abacus/number HTTP/1.1\r\nHost: abacus\r\nConnection: close\r\n"
+        "POST /abacus/number HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
         f"Content-Type: application/json\r\nIdempotency-Key: {key}\r\n"
         f"Content-Length: {len(body)}\r\n\r\n"
     )
