@@ -1,5 +1,6 @@
-# The Abacus node image: Gunicorn managing Uvicorn workers, with the same gunicorn.conf.py and app
-# as the local stack (scripts/stack.py). Built by `docker compose up --build` (service node1).
+# The Abacus node image: Gunicorn managing Uvicorn workers, with the same Gunicorn configuration
+# (abacus/node/gunicorn_conf.py) and package as the local stack. Built by `docker compose up
+# --build` (service node1).
 
 # Both stages use the same base, so the venv built in the first runs unchanged in the second.
 ARG PYTHON_IMAGE=python:3.13-slim-trixie
@@ -15,11 +16,17 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends build-essential \
     && rm -rf /var/lib/apt/lists/*
 
-# Runtime requirements only (pinned); requirements-dev.txt is for tests and tools.
-COPY requirements.txt /tmp/requirements.txt
+# The runtime lock (every package pinned with its hashes; requirements-dev.lock is for tests and
+# tools), then the project itself without dependencies of its own: the node needs nothing else.
+COPY requirements.lock /tmp/requirements.lock
 RUN --mount=type=cache,target=/root/.cache/pip \
     python -m venv /opt/venv \
-    && /opt/venv/bin/pip install -r /tmp/requirements.txt
+    && /opt/venv/bin/pip install --require-hashes -r /tmp/requirements.lock
+COPY pyproject.toml README.md requirements.txt requirements-tools.txt /tmp/abacus/
+COPY abacus/ /tmp/abacus/abacus/
+RUN --mount=type=cache,target=/root/.cache/pip \
+    /opt/venv/bin/pip install --no-deps /tmp/abacus \
+    && /opt/venv/bin/python -m compileall -q /opt/venv/lib
 
 
 FROM ${PYTHON_IMAGE}
@@ -41,21 +48,18 @@ RUN groupadd --system --gid 10001 abacus \
 COPY --from=builder /opt/venv /opt/venv
 
 WORKDIR /srv/abacus
-# Owned by root and read-only to the node: the process cannot change its own code.
-COPY app/ app/
-COPY gunicorn.conf.py ./
+# Owned by root and read-only to the node: the process cannot change its own code (the package
+# is in the venv, compiled to bytecode in the build stage: the root filesystem is read-only).
 COPY scripts/healthcheck.py scripts/
-# Bytecode now, since the container's root filesystem is read-only at run time.
-RUN python -m compileall -q app
 
 USER 10001:10001
 
 EXPOSE 8000
-# Gunicorn stops gracefully on SIGTERM (graceful_timeout in gunicorn.conf.py): in-flight requests
+# Gunicorn stops gracefully on SIGTERM (graceful_timeout in abacus/node/gunicorn_conf.py): in-flight requests
 # finish and queued adds commit. Compose's stop_grace_period is longer than that timeout.
 STOPSIGNAL SIGTERM
 
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
     CMD ["python", "scripts/healthcheck.py"]
 
-CMD ["gunicorn", "-c", "gunicorn.conf.py"]
+CMD ["gunicorn", "-c", "python:abacus.node.gunicorn_conf"]

@@ -4,13 +4,24 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast coverage-unit lint check bench bench-compare setup system-deps clean
+.PHONY: run test test-fast coverage-unit lint check bench bench-compare setup system-deps lock clean
 
-$(STAMP): requirements.txt requirements-dev.txt
+# Every package at the version and hash the lock names, then the project itself (editable, so
+# that the commands run this tree) without dependencies of its own.
+$(STAMP): requirements-dev.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet --require-hashes -r requirements-dev.lock
+	$(PY) -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
+
+# The hashed locks, compiled from the pin lists with uv (in the dev requirements): one for the
+# node image, one for development and CI. Run after changing a requirements*.txt.
+lock: setup
+	$(VENV)/bin/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes \
+		requirements.txt -o requirements.lock
+	$(VENV)/bin/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes \
+		requirements-dev.txt -o requirements-dev.lock
 
 setup: $(STAMP)
 
@@ -18,7 +29,7 @@ system-deps:
 	@./scripts/install_system_deps.sh
 
 run: setup system-deps
-	$(PY) scripts/stack.py up
+	$(VENV)/bin/abacus-stack up
 
 lint: setup
 	$(VENV)/bin/ruff check .
@@ -32,9 +43,9 @@ test: setup system-deps lint
 test-fast: setup
 	$(VENV)/bin/pytest -m "not stack"
 
-# The in-process unit layer alone, and how much of app/ it covers.
+# The in-process unit layer alone, and how much of the node (abacus/node) it covers.
 coverage-unit: setup
-	$(VENV)/bin/pytest tests/unit --cov=app --cov-report=term-missing
+	$(VENV)/bin/pytest tests/unit --cov=abacus/node --cov-report=term-missing
 
 # The consistency checker against a freshly started local stack (on ports of its own).
 check: setup system-deps

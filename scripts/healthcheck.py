@@ -11,7 +11,7 @@ import sys
 import urllib.error
 import urllib.request
 
-# /health answers within 1.5 s (the spec), also when Redis is down; longer means the node is stuck.
+# /health answers within 1.5 s (docs/api.md), also when Redis is down; longer means it is stuck.
 TIMEOUT_S = 2.0
 
 

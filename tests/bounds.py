@@ -8,7 +8,7 @@ fault table).
 
 from __future__ import annotations
 
-from app.settings import RESOLVE_GRACE_S
+from abacus.node.settings import RESOLVE_GRACE_S
 
 __all__ = ["FAIL_FAST_S", "HEALTH_BOUND_S", "RESOLVE_GRACE_S", "SLACK_S"]
 

@@ -14,9 +14,16 @@ from pathlib import Path
 
 import pytest
 
-from local_stack import LocalStack, StackConfig, binaries, nginx_config, processes, redis_server
-from local_stack.ports import free_ports
-from local_stack.processes import Process
+from abacus.local_stack import (
+    LocalStack,
+    StackConfig,
+    binaries,
+    nginx_config,
+    processes,
+    redis_server,
+)
+from abacus.local_stack.ports import free_ports
+from abacus.local_stack.processes import Process
 from tests.api_client import ADMIN_TOKEN, Api
 from tests.stack_marker import require_stack_marker
 

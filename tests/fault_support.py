@@ -20,11 +20,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from harness.check import CheckReport, run_check
-from harness.history import Kind, Operation, Outcome
-from harness.judge import Method
-from harness.report import check_json, render_check
-from local_stack import LocalStack
+from abacus.harness.check import CheckReport, run_check
+from abacus.harness.history import Kind, Operation, Outcome
+from abacus.harness.judge import Method
+from abacus.harness.report import check_json, render_check
+from abacus.local_stack import LocalStack
 from tests.api_client import ADMIN_TOKEN
 from tests.waiting import wait_until
 

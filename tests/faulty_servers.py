@@ -1,7 +1,7 @@
 """Small in-memory servers of the Abacus API, most of them deliberately wrong.
 
 Each keeps its sum in memory behind `http.server.ThreadingHTTPServer` on a free port of
-127.0.0.1, answers `/abacus/number`, `/abacus/sum` (GET, DELETE) and `/health` in the spec's
+127.0.0.1, answers `/abacus/number`, `/abacus/sum` (GET, DELETE) and `/health` in the API's
 shapes, and pretends to be several nodes (round robin over `X-Node-Id`), so the checker and the
 benchmark can be tested without Redis, Gunicorn or nginx.
 
@@ -30,7 +30,7 @@ from decimal import Decimal, InvalidOperation
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
 
-from harness.decimals import parse_json, render
+from abacus.harness.decimals import parse_json, render
 
 
 class Counter:

@@ -7,8 +7,8 @@ from redis.asyncio import BlockingConnectionPool
 from redis.asyncio.connection import Connection
 from starlette.types import ASGIApp
 
-from app import main, redis_pool
-from app.settings import Settings
+from abacus.node import main, redis_pool
+from abacus.node.settings import Settings
 
 SECRET = "a bug with a secret in it"
 

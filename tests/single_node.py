@@ -1,5 +1,6 @@
-"""One Gunicorn node of the project's gunicorn.conf.py, on its own (no balancer, no Redis unless
-given one), for tests that talk to a node directly and look at its processes and log."""
+"""One Gunicorn node of the project's configuration (abacus/node/gunicorn_conf.py), on its own (no
+balancer, no Redis unless given one), for tests that talk to a node directly and look at its
+processes and log."""
 
 from __future__ import annotations
 
@@ -12,11 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from local_stack import processes
-from local_stack.ports import free_ports
-from local_stack.processes import Process
-from local_stack.stack import GUNICORN_CONF, NODE_STOP_TIMEOUT_S, ROOT
+from abacus.local_stack import processes
+from abacus.local_stack.ports import free_ports
+from abacus.local_stack.processes import Process
+from abacus.local_stack.stack import GUNICORN_CONF, NODE_STOP_TIMEOUT_S
 from tests.waiting import wait_until
+
+# The repository: the working directory of what a test starts, so that `tests.*` imports.
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclass
@@ -48,14 +52,14 @@ def rss_kib(pid: int) -> int:
 
 def serves(port: int) -> bool:
     """A worker accepts and answers on the port (any answer: without Redis /health is 503)."""
-    from local_stack.stack import health_status  # noqa: PLC0415
+    from abacus.local_stack.stack import health_status  # noqa: PLC0415
 
     return health_status(port) is not None
 
 
 @contextmanager
 def single_node(directory: Path, *app: str, **env: str) -> Iterator[Node]:
-    """A node with one worker on a free port; `app` overrides gunicorn.conf.py's app spec.
+    """A node with one worker on a free port; `app` overrides the configuration's app spec.
     Stopped (SIGTERM, as the stack does) when the block ends, unless the test stopped it."""
     redis_port, port = free_ports(2)
     log = directory / "node.log"
@@ -70,7 +74,7 @@ def single_node(directory: Path, *app: str, **env: str) -> Iterator[Node]:
         "PROMETHEUS_MULTIPROC_DIR": str(directory / "metrics"),
         **env,
     }
-    argv = [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF), *app]
+    argv = [sys.executable, "-m", "gunicorn", "-c", GUNICORN_CONF, *app]
     process = processes.spawn("node-solo", argv, log, node_env, ROOT)
     node = Node(process, port, log)
     try:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from local_stack.processes import Process
+from abacus.local_stack.processes import Process
 from tests.add_chain import assert_one_chain
 from tests.api_client import Api
 from tests.conftest import StackFactory

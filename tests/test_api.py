@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from local_stack import LocalStack
+from abacus.local_stack import LocalStack
 from tests.api_client import ADMIN_TOKEN, Api
 from tests.request_tables import MALFORMED as ALL_MALFORMED
 from tests.request_tables import one_per_code

@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 
-from harness.bench import run_bench
-from harness.bench_report import bench_json, render_bench
-from harness.client import CannotRun
-from harness.python_driver import run_python
-from harness.workload import Mode, Workload
-from harness.wrk_driver import MARKER, find_wrk, lua_script, run_wrk
+from abacus.harness.bench import run_bench
+from abacus.harness.bench_report import bench_json, render_bench
+from abacus.harness.client import CannotRun
+from abacus.harness.python_driver import run_python
+from abacus.harness.workload import Mode, Workload
+from abacus.harness.wrk_driver import MARKER, find_wrk, lua_script, run_wrk
 from tests.faulty_servers import Correct, serve
 from tests.script_runner import run_script
 

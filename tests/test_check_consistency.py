@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from harness.check import plan, run_check
-from harness.client import CannotRun, classify
-from harness.history import Kind, Outcome
-from harness.report import check_json, render_check
+from abacus.harness.check import plan, run_check
+from abacus.harness.client import CannotRun, classify
+from abacus.harness.history import Kind, Outcome
+from abacus.harness.report import check_json, render_check
 from tests.faulty_servers import FAULTY, BudgetRefusesSomeKeys, Correct, FencesSomeKeys, serve
 from tests.script_runner import run_script
 

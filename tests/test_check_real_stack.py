@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from harness.check import run_check
-from harness.history import Kind, Outcome
-from harness.judge import Method
-from local_stack import LocalStack
+from abacus.harness.check import run_check
+from abacus.harness.history import Kind, Outcome
+from abacus.harness.judge import Method
+from abacus.local_stack import LocalStack
 from tests.api_client import ADMIN_TOKEN
 
 pytestmark = pytest.mark.stack

@@ -6,9 +6,9 @@ import math
 import threading
 from collections.abc import Callable
 
-from harness.check import run_check
-from harness.history import Kind, Operation, Outcome
-from harness.judge import APPLIED_TWICE
+from abacus.harness.check import run_check
+from abacus.harness.history import Kind, Operation, Outcome
+from abacus.harness.judge import APPLIED_TWICE
 from tests.faulty_servers import AppliedTwice, Correct, serve
 
 PLAN = 50_000  # far more than any of these runs fires before it is stopped

@@ -6,10 +6,10 @@ from __future__ import annotations
 import socket
 
 import pytest
-
 import redis
-from app import resp
-from local_stack.processes import Process
+
+from abacus.local_stack.processes import Process
+from abacus.node import resp
 
 pytestmark = pytest.mark.stack
 

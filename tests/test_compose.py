@@ -29,14 +29,20 @@ from typing import Any
 
 import jsonschema
 import pytest
+import redis
 import yaml
 
-import redis
-from app import node_limits
-from app.settings import DEFAULT_ADD_DEADLINE_MS, DEFAULT_RETRY_KEY_TTL_S, Settings, SettingsError
-from local_stack import StackError, nginx_config
-from local_stack.ports import free_ports
-from local_stack.stack import GUNICORN_CONF
+from abacus import conf
+from abacus.local_stack import StackError, nginx_config
+from abacus.local_stack.ports import free_ports
+from abacus.local_stack.stack import GUNICORN_CONF
+from abacus.node import node_limits
+from abacus.node.settings import (
+    DEFAULT_ADD_DEADLINE_MS,
+    DEFAULT_RETRY_KEY_TTL_S,
+    Settings,
+    SettingsError,
+)
 from tests.stack_marker import require_stack_marker
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,7 +52,10 @@ DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 ENV_EXAMPLE = ROOT / ".env.example"
 README = ROOT / "README.md"
-REDIS_CONF = ROOT / "redis" / "redis.conf"
+REDIS_CONF = conf.REDIS_CONF
+# The Gunicorn configuration module, as a file to read.
+GUNICORN_CONF_FILE = ROOT / "abacus" / "node" / "gunicorn_conf.py"
+NODE_PACKAGE = ROOT / "abacus" / "node"
 SMOKE_SCRIPT = ROOT / "scripts" / "compose_smoke.sh"
 HEALTHCHECK_SCRIPT = ROOT / "scripts" / "healthcheck.py"
 
@@ -59,7 +68,7 @@ NODE_PORT = 8000
 # The open-source nginx release that added the `resolve` parameter of `server` in an upstream.
 NGINX_RESOLVE_SINCE = (1, 27, 3)
 
-# What a node may be configured with: the spec's configuration table, the settings later work
+# What a node may be configured with: docs/configuration.md's table, the settings later work
 # added to it (the balancer's secret, server names, the two key lifetimes, the key budget), and
 # what gunicorn.conf.py reads for the image (HOST, PROMETHEUS_MULTIPROC_DIR).
 DOCUMENTED_NODE_SETTINGS = frozenset(
@@ -312,7 +321,7 @@ def test_the_back_network_is_internal_and_needs_no_fixed_addresses(compose: dict
 
 BALANCER_SECRET = "balancer_secret"
 BALANCER_SECRET_PATH = f"/run/secrets/{BALANCER_SECRET}"
-ENVSH = ROOT / "nginx" / "abacus-balancer-secret.envsh"
+ENVSH = conf.NGINX_SECRET_SCRIPT
 
 
 def test_nodes_trust_the_retry_key_from_nginx_by_a_shared_secret(compose: dict[str, Any]) -> None:
@@ -396,7 +405,7 @@ def test_redis_runs_the_shared_config_with_its_data_in_a_named_volume(
 ) -> None:
     redis_service = service(compose, "redis")
     assert version_of(redis_service["image"]) >= (7,)
-    assert f"./redis/redis.conf:{REDIS_CONF_IN_CONTAINER}:ro" in redis_service["volumes"]
+    assert f"./abacus/conf/redis.conf:{REDIS_CONF_IN_CONTAINER}:ro" in redis_service["volumes"]
     assert "redis-data:/data" in redis_service["volumes"]
     assert "redis-data" in compose["volumes"]
     assert f"redis-server {REDIS_CONF_IN_CONTAINER} " in redis_service["command"][-1]
@@ -555,7 +564,7 @@ def environment_names_read(path: Path) -> set[str]:
 
 def test_every_node_setting_compose_sets_is_documented_and_read(compose: dict[str, Any]) -> None:
     read: set[str] = set()
-    for path in [*ROOT.glob("app/*.py"), GUNICORN_CONF]:
+    for path in NODE_PACKAGE.glob("*.py"):
         read |= environment_names_read(path)
     # The documented list must not outgrow the code either.
     assert read >= DOCUMENTED_NODE_SETTINGS
@@ -598,15 +607,15 @@ def env_of_identity(env: Mapping[str, str]) -> dict[str, str]:
 
 
 def gunicorn_setting(name: str) -> Any:
-    for statement in ast.parse(GUNICORN_CONF.read_text()).body:
+    for statement in ast.parse(GUNICORN_CONF_FILE.read_text()).body:
         if isinstance(statement, ast.Assign) and any(
             isinstance(target, ast.Name) and target.id == name for target in statement.targets
         ):
             if isinstance(statement.value, ast.Name):
-                # One of the node's limits, which gunicorn.conf.py takes from app/node_limits.py.
+                # One of the node's limits, which gunicorn_conf.py takes from node_limits.py.
                 return getattr(node_limits, statement.value.id)
             return ast.literal_eval(statement.value)
-    raise AssertionError(f"gunicorn.conf.py sets no {name}")
+    raise AssertionError(f"gunicorn_conf.py sets no {name}")
 
 
 def test_nodes_are_given_longer_to_stop_than_gunicorn_takes(compose: dict[str, Any]) -> None:
@@ -699,9 +708,9 @@ def test_nginx_reaches_the_nodes_by_name_and_re_resolves_them(compose: dict[str,
 def test_nginx_mounts_the_shared_config_and_writes_only_to_tmpfs(compose: dict[str, Any]) -> None:
     nginx = service(compose, "nginx")
     assert set(nginx["volumes"]) == {
-        "./nginx/nginx.conf:/etc/nginx/nginx.conf:ro",
-        "./nginx/templates:/etc/nginx/templates:ro",
-        "./nginx/abacus-balancer-secret.envsh:/docker-entrypoint.d/18-abacus-balancer-secret.envsh:ro",
+        "./abacus/conf/nginx/nginx.conf:/etc/nginx/nginx.conf:ro",
+        "./abacus/conf/nginx/templates:/etc/nginx/templates:ro",
+        "./abacus/conf/nginx/abacus-balancer-secret.envsh:/docker-entrypoint.d/18-abacus-balancer-secret.envsh:ro",
     }
     tmpfs = {entry.split(":")[0] for entry in nginx["tmpfs"]}
     assert tmpfs == {"/etc/nginx/conf.d", "/etc/nginx/tmp", "/var/cache/nginx", "/var/run"}
@@ -879,7 +888,10 @@ def test_image_is_multi_stage_on_a_recent_slim_python() -> None:
 
 def test_dependencies_are_built_in_a_stage_the_image_leaves_behind(final_stage: Stage) -> None:
     builder, *_ = dockerfile_stages()
-    assert any("pip install" in run and "requirements.txt" in run for run in builder.all("RUN"))
+    # The runtime lock, hash-checked, then the project without dependencies of its own.
+    runs = builder.all("RUN")
+    assert any("--require-hashes -r /tmp/requirements.lock" in run for run in runs)
+    assert any("pip install --no-deps /tmp/abacus" in run for run in runs)
     venv_copies = [copy for copy in copies(final_stage) if copy.from_stage == builder.name]
     assert [(copy.sources, copy.destination) for copy in venv_copies] == [
         (("/opt/venv",), "/opt/venv")
@@ -902,25 +914,37 @@ def test_requirements_are_pinned() -> None:
 def test_image_copies_the_app_and_nothing_for_tests(final_stage: Stage) -> None:
     from_context = [copy for copy in copies(final_stage) if copy.from_stage is None]
     sources = {source for copy in from_context for source in copy.sources}
-    assert sources == {"app/", "gunicorn.conf.py", "scripts/healthcheck.py"}
+    assert sources == {"scripts/healthcheck.py"}
+    builder, *_ = dockerfile_stages()
+    built = {
+        source for copy in copies(builder) if copy.from_stage is None for source in copy.sources
+    }
+    assert built == {
+        "requirements.lock",
+        "pyproject.toml",
+        "README.md",
+        "requirements.txt",
+        "requirements-tools.txt",
+        "abacus/",
+    }
 
 
 def test_image_runs_the_local_stacks_gunicorn_conf_and_app(final_stage: Stage) -> None:
-    assert json.loads(final_stage.last("CMD")) == ["gunicorn", "-c", "gunicorn.conf.py"]
-    # ... relative to WORKDIR, where the image puts the same gunicorn.conf.py that the local
-    # stack (scripts/stack.py) starts Gunicorn with ...
-    workdir = final_stage.last("WORKDIR")
-    conf_copies = [copy for copy in copies(final_stage) if copy.sources == ("gunicorn.conf.py",)]
-    assert [copy.destination for copy in conf_copies] in (["./"], ["."], ["gunicorn.conf.py"])
-    assert workdir.startswith("/")
-    assert GUNICORN_CONF == ROOT / "gunicorn.conf.py"
-    # ... which names the app, copied next to it (the conf changes directory to its own).
-    assert gunicorn_setting("wsgi_app") == "app.main:create_app()"
-    assert gunicorn_setting("worker_class") == "app.worker.AbacusWorker"
-    assert any(
-        copy.sources == ("app/",) and copy.destination == "app/" for copy in copies(final_stage)
-    )
-    # The compose healthcheck's relative path works from the same directory.
+    # The same configuration module the local stack starts Gunicorn with, from the installed
+    # package: no working directory or path matters.
+    assert json.loads(final_stage.last("CMD")) == ["gunicorn", "-c", GUNICORN_CONF]
+    assert GUNICORN_CONF == "python:abacus.node.gunicorn_conf"
+    assert gunicorn_setting("wsgi_app") == "abacus.node.main:create_app()"
+    assert gunicorn_setting("worker_class") == "abacus.node.worker.AbacusWorker"
+    assert "chdir" not in {
+        target.id
+        for statement in ast.parse(GUNICORN_CONF_FILE.read_text()).body
+        if isinstance(statement, ast.Assign)
+        for target in statement.targets
+        if isinstance(target, ast.Name)
+    }
+    # The compose healthcheck's relative path works from the image's working directory.
+    assert final_stage.last("WORKDIR").startswith("/")
     assert any(
         copy.sources == ("scripts/healthcheck.py",) and copy.destination == "scripts/"
         for copy in copies(final_stage)
@@ -1003,7 +1027,8 @@ def in_build_context(path: str) -> bool:
         ".mypy_cache/3.11/app/main.data.json",
         ".ruff_cache/CACHEDIR.TAG",
         ".pytest_cache/v/cache/nodeids",
-        "app/__pycache__/main.cpython-313.pyc",
+        "abacus/node/__pycache__/main.cpython-313.pyc",
+        "abacus.egg-info/PKG-INFO",
         "secrets/redis_password.dev.txt",
         "secrets/redis_password.txt",
         "requirements-dev.txt",
@@ -1030,7 +1055,7 @@ def test_dockerignore_lets_in_everything_the_dockerfile_copies() -> None:
         )
         if "__pycache__" not in path.parts
     ]
-    assert "app/main.py" in files
+    assert "abacus/node/main.py" in files
     assert [path for path in files if not in_build_context(path)] == []
 
 

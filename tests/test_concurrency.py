@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from local_stack import LocalStack
+from abacus.local_stack import LocalStack
 from tests.add_chain import assert_one_chain
 from tests.api_client import Api
 from tests.load import add_concurrently

@@ -7,9 +7,9 @@ import socket
 import threading
 
 import pytest
-
 import redis
-from local_stack import processes
+
+from abacus.local_stack import processes
 from tests.api_client import Api, Reply
 from tests.conftest import StackFactory
 from tests.waiting import wait_for_pending_adds, wait_until

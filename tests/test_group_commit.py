@@ -7,10 +7,10 @@ import contextlib
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+import redis
 import requests
 
-import redis
-from local_stack import LocalStack
+from abacus.local_stack import LocalStack
 from tests.add_chain import assert_one_chain
 from tests.api_client import Api
 from tests.conftest import StackFactory

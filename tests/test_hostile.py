@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from local_stack import LocalStack
-from local_stack.stack import health_status
+from abacus.local_stack import LocalStack
+from abacus.local_stack.stack import health_status
 from tests.api_client import Api
 from tests.conftest import StackFactory
 from tests.raw_http import exchange

@@ -7,9 +7,9 @@ import uuid
 from pathlib import Path
 
 import pytest
-
 import redis
-from local_stack import LocalStack
+
+from abacus.local_stack import LocalStack
 from tests.api_client import Api
 from tests.load import add_concurrently
 from tests.metrics_text import scrape, value

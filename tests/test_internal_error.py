@@ -17,7 +17,7 @@ pytestmark = pytest.mark.stack
 
 
 def test_an_unexpected_exception_is_a_json_500_and_a_logged_traceback(tmp_path: Path) -> None:
-    # The app spec on Gunicorn's command line overrides gunicorn.conf.py's wsgi_app.
+    # The app spec on Gunicorn's command line overrides abacus/node/gunicorn_conf.py's wsgi_app.
     with single_node(tmp_path, "tests.raising_app:create_app()") as node:
         (worker,) = node.worker_pids()
         api = Api(f"http://127.0.0.1:{node.port}")

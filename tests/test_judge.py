@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.addends import UNIT, make_addends
-from harness.history import History, Operation, Outcome, add, read
-from harness.judge import (
+from abacus.harness.addends import UNIT, make_addends
+from abacus.harness.history import History, Operation, Outcome, add, read
+from abacus.harness.judge import (
     APPLIED_TWICE,
     BAD_READ,
     FAILED_APPLIED,
@@ -23,7 +23,7 @@ from harness.judge import (
     Method,
     judge,
 )
-from harness.subsets import Budget, BudgetExhausted, subsets_with_sum
+from abacus.harness.subsets import Budget, BudgetExhausted, subsets_with_sum
 
 UNKNOWN = Outcome.UNKNOWN
 FAILED = Outcome.FAILED

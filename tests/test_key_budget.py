@@ -11,10 +11,10 @@ from collections import Counter
 from decimal import Decimal
 
 import pytest
+import redis
 from requests.structures import CaseInsensitiveDict
 
-import redis
-from local_stack import LocalStack
+from abacus.local_stack import LocalStack
 from tests import metrics_text
 from tests.api_client import ADMIN_TOKEN, Api, Reply, decode
 from tests.conftest import StackFactory

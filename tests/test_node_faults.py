@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from local_stack import processes
+from abacus.local_stack import processes
 from tests import metrics_text
 from tests.api_client import Api
 from tests.conftest import StackFactory

@@ -1,5 +1,6 @@
 """A node reached directly, without the balancer: its head limit, its timeouts, its graceful stop
-with stalled connections, and its own answers to what it cannot parse (app/http_protocol.py)."""
+with stalled connections, and its own answers to what it cannot parse
+(abacus/node/http_protocol.py)."""
 
 from __future__ import annotations
 
@@ -14,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from app.node_limits import BODY_TIMEOUT_S, GRACEFUL_TIMEOUT_S, HEAD_TIMEOUT_S
-from local_stack import processes
+from abacus.local_stack import processes
+from abacus.node.node_limits import BODY_TIMEOUT_S, GRACEFUL_TIMEOUT_S, HEAD_TIMEOUT_S
 from tests.raw_http import RawReply, exchange
 from tests.single_node import Node, rss_kib, single_node
 from tests.stack_marker import require_stack_marker

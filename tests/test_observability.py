@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from local_stack import LocalStack
+from abacus.local_stack import LocalStack
 from tests.api_client import Api
 from tests.load import add_concurrently
 from tests.metrics_text import scrape, value

@@ -16,9 +16,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app import amounts
-from app.openapi import DOCUMENT
-from local_stack import LocalStack
+from abacus.local_stack import LocalStack
+from abacus.node import amounts
+from abacus.node.openapi import DOCUMENT
 from tests.api_client import ADMIN_TOKEN, Api
 
 pytestmark = pytest.mark.stack

@@ -15,11 +15,11 @@ from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
 import pytest
-
 import redis
-from harness.check import CheckReport
-from harness.history import Kind, Outcome
-from local_stack import LocalStack
+
+from abacus.harness.check import CheckReport
+from abacus.harness.history import Kind, Outcome
+from abacus.local_stack import LocalStack
 from tests import metrics_text
 from tests.api_client import Api, Reply, timed_add
 from tests.bounds import HEALTH_BOUND_S, RESOLVE_GRACE_S, SLACK_S

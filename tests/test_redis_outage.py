@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
-
 import redis
-from local_stack import binaries, processes, redis_server
-from local_stack.ports import free_ports
-from local_stack.stack import GUNICORN_CONF, ROOT, health_status
+
+from abacus.local_stack import binaries, processes, redis_server
+from abacus.local_stack.ports import free_ports
+from abacus.local_stack.stack import GUNICORN_CONF, health_status
 from tests.api_client import Api
 from tests.bounds import FAIL_FAST_S, HEALTH_BOUND_S, SLACK_S
 from tests.conftest import StackFactory
@@ -76,10 +76,10 @@ def test_node_starts_while_redis_is_down_and_recovers(tmp_path: Path) -> None:
     }
     node = processes.spawn(
         "node-x",
-        [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF)],
+        [sys.executable, "-m", "gunicorn", "-c", GUNICORN_CONF],
         tmp_path / "node.log",
         env,
-        ROOT,
+        tmp_path,
     )
     redis_process = None
     try:

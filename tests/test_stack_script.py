@@ -11,10 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from local_stack import StackConfig, processes
-from local_stack.processes import Process
-from local_stack.stack import GUNICORN_CONF, ROOT
+from abacus.local_stack import StackConfig, processes
+from abacus.local_stack.processes import Process
+from abacus.local_stack.stack import GUNICORN_CONF
 from tests.waiting import wait_until
+
+# The repository: the working directory of what a test starts, so that `tests.*` imports.
+ROOT = Path(__file__).resolve().parents[1]
 
 pytestmark = pytest.mark.stack
 
@@ -80,7 +83,7 @@ def test_more_signals_while_stopping_do_not_cut_the_stop_short(tmp_path: Path) -
 )
 def test_a_bad_setting_stops_a_node_with_one_line(name: str, value: str, message: str) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF)],
+        [sys.executable, "-m", "gunicorn", "-c", GUNICORN_CONF],
         capture_output=True,
         text=True,
         timeout=60,

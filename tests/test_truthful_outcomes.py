@@ -14,7 +14,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 import pytest
 
-from local_stack import LocalStack, processes
+from abacus.local_stack import LocalStack, processes
 from tests.api_client import Api, TimedAdd, timed_add
 from tests.bounds import RESOLVE_GRACE_S, SLACK_S
 from tests.conftest import StackFactory

@@ -12,8 +12,8 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from local_stack import LocalStack
-from local_stack.stack import health_status
+from abacus.local_stack import LocalStack
+from abacus.local_stack.stack import health_status
 from tests import metrics_text
 
 PATIENCE_S = 30.0

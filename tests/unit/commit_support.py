@@ -6,10 +6,10 @@ import asyncio
 from decimal import Decimal
 from typing import Any
 
-from app.group_commit import GroupCommitter
-from app.key_quota import Quota
-from app.memory_watch import MemoryWatch
-from app.pending_add import Others, PendingAdd
+from abacus.node.group_commit import GroupCommitter
+from abacus.node.key_quota import Quota
+from abacus.node.memory_watch import MemoryWatch
+from abacus.node.pending_add import Others, PendingAdd
 from tests.unit.scripted_redis import ScriptedPool, ScriptedRedis
 
 SUM_KEY = "abacus:sum"

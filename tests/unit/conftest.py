@@ -20,9 +20,9 @@ from fakeredis.aioredis import AsyncFakeSocket, FakeAsyncRedisConnection, FakeRe
 from redis.asyncio import BlockingConnectionPool
 from starlette.testclient import TestClient
 
-from app import redis_pool
-from app.main import PoolFactory, create_app
-from app.settings import Settings
+from abacus.node import redis_pool
+from abacus.node.main import PoolFactory, create_app
+from abacus.node.settings import Settings
 
 ADMIN_TOKEN = "unit-admin-token"
 BALANCER_SECRET = "unit-balancer-secret-0123456789abcdef"

@@ -13,8 +13,8 @@ from starlette.types import Message, Receive, Scope, Send
 from uvicorn.config import Config
 from uvicorn.server import ServerState
 
-from app.http_protocol import AbacusHttpProtocol
-from app.node_limits import KEEPALIVE_S
+from abacus.node.http_protocol import AbacusHttpProtocol
+from abacus.node.node_limits import KEEPALIVE_S
 
 # Loop iterations a test lets the app's tasks run for before it gives up on what it waits for.
 # Iterations, not seconds: what a task does between two awaits takes none of them.

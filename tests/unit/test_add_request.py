@@ -1,6 +1,6 @@
 """`POST /abacus/number` request checks, in process: every malformed or hostile request the real
 stack's tables send (tests/test_api.py, tests/test_hostile.py) gets its status and code, in the
-spec's order of errors (first row wins), and changes nothing."""
+order of docs/api.md's error table (first row wins), and changes nothing."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from starlette.requests import Request
 from starlette.testclient import TestClient
 from starlette.types import Message
 
-from app.add_request import AddRequest, read_add_request
-from app.errors import ApiError
+from abacus.node.add_request import AddRequest, read_add_request
+from abacus.node.errors import ApiError
 from tests.request_tables import JSON, MALFORMED, Body, Headers
 from tests.unit.conftest import NODE_ID, SUM_KEY
 

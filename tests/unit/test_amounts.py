@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from app import amounts
+from abacus.node import amounts
 from tests.request_tables import GRAMMAR, MAX, TINY
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from app.errors import (
+from abacus.node.errors import (
     KEY_STORE_FULL_RETRY_AFTER_S,
     RETRY_AFTER_S,
     ApiError,

@@ -11,11 +11,11 @@ from typing import Any, TypeVar
 import pytest
 from prometheus_client import REGISTRY
 
-from app import records
-from app.group_commit import UNREACHABLE_GIVE_UP_S, GroupCommitter
-from app.memory_watch import MemoryWatch
-from app.pending_add import Committed, Others, Outcome, PendingAdd
-from app.settings import RESOLVE_GRACE_S
+from abacus.node import records
+from abacus.node.group_commit import UNREACHABLE_GIVE_UP_S, GroupCommitter
+from abacus.node.memory_watch import MemoryWatch
+from abacus.node.pending_add import Committed, Others, Outcome, PendingAdd
+from abacus.node.settings import RESOLVE_GRACE_S
 from tests.unit.commit_support import SUM_KEY, committer, quota
 from tests.unit.scripted_redis import CONFLICT, DROPPED, LOST, STALL, ScriptedRedis
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from app.node_limits import BODY_TIMEOUT_S, HEAD_LIMIT_BYTES, HEAD_TIMEOUT_S, KEEPALIVE_S
-from app.protocol_answers import NODE_ID_KEY
+from abacus.node.node_limits import BODY_TIMEOUT_S, HEAD_LIMIT_BYTES, HEAD_TIMEOUT_S, KEEPALIVE_S
+from abacus.node.protocol_answers import NODE_ID_KEY
 from tests.unit.protocol_support import Connection, EchoApp, Reply, run
 
 NODE = "node-p"

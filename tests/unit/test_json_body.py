@@ -1,4 +1,4 @@
-"""JSON parsing that keeps numbers exact and refuses what the spec calls invalid; exact encoding."""
+"""JSON parsing that keeps numbers exact and refuses what docs/api.md calls invalid; exact out."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from app.json_body import InvalidJSON, encode, parse
+from abacus.node.json_body import InvalidJSON, encode, parse
 
 
 def test_numbers_are_parsed_as_exact_decimals() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.key_quota import UNKNOWN_CLIENT, client_of, quota_for
+from abacus.node.key_quota import UNKNOWN_CLIENT, client_of, quota_for
 from tests.unit.conftest import make_settings
 
 

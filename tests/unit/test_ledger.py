@@ -12,11 +12,11 @@ import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from app import ledger, records
-from app.errors import ApiError
-from app.json_body import parse
-from app.pending_add import Committed, Others, PendingAdd
-from app.settings import RESOLVE_GRACE_S
+from abacus.node import ledger, records
+from abacus.node.errors import ApiError
+from abacus.node.json_body import parse
+from abacus.node.pending_add import Committed, Others, PendingAdd
+from abacus.node.settings import RESOLVE_GRACE_S
 from tests.unit.commit_support import SUM_KEY, keyed_add, make_add, quota
 from tests.unit.scripted_redis import (
     CONFLICT,

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from app.logging_config import REQUEST_ID, ContextFilter, logging_config
+from abacus.node.logging_config import REQUEST_ID, ContextFilter, logging_config
 
 
 def record(message: str = "hello", **extra: Any) -> logging.LogRecord:

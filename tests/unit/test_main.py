@@ -18,16 +18,21 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.testclient import TestClient
 
-from app import __main__ as dunder_main
-from app import redis_pool
-from app.host_check import HostCheckMiddleware
-from app.http_protocol import AbacusHttpProtocol
-from app.logging_config import logging_config
-from app.main import _http_error, _without_password, create_app
-from app.node_limits import CONCURRENCY_LIMIT, GRACEFUL_TIMEOUT_S, KEEPALIVE_S, drain_timeout_s
-from app.protocol_answers import NODE_ID_KEY
-from app.request_context import RequestContextMiddleware
-from app.settings import Settings
+from abacus.node import __main__ as dunder_main
+from abacus.node import redis_pool
+from abacus.node.host_check import HostCheckMiddleware
+from abacus.node.http_protocol import AbacusHttpProtocol
+from abacus.node.logging_config import logging_config
+from abacus.node.main import _http_error, _without_password, create_app
+from abacus.node.node_limits import (
+    CONCURRENCY_LIMIT,
+    GRACEFUL_TIMEOUT_S,
+    KEEPALIVE_S,
+    drain_timeout_s,
+)
+from abacus.node.protocol_answers import NODE_ID_KEY
+from abacus.node.request_context import RequestContextMiddleware
+from abacus.node.settings import Settings
 from tests.unit.conftest import ClientFactory, FakeConnection, fake_pools, make_settings
 
 
@@ -84,7 +89,7 @@ def test_the_lifespan_makes_a_request_pool_and_a_commit_pool(
 
 
 def test_the_lifespan_tells_the_server_the_node_id(make_client: ClientFactory) -> None:
-    # The server's own answers (app/protocol_answers.py) read it from the lifespan's state.
+    # The server's own answers (abacus/node/protocol_answers.py) read it from the lifespan's state.
     client = make_client(make_settings(NODE_ID="node-from-settings"))
     assert client.app_state[NODE_ID_KEY] == "node-from-settings"
 
@@ -161,13 +166,13 @@ def test_python_dash_m_app_runs_one_uvicorn_node(monkeypatch: pytest.MonkeyPatch
     monkeypatch.delenv("ABACUS_ADD_DEADLINE_MS", raising=False)
     dunder_main.main()
     ((args, options),) = calls
-    assert args == ("app.main:create_app",)
+    assert args == ("abacus.node.main:create_app",)
     assert options["factory"] is True
     assert (options["host"], options["port"]) == ("127.0.0.1", 8123)
     assert options["log_config"] == logging_config("info", "text", "dev")
     # Only the balancer's address may claim to forward for a client; a dev node trusts no one.
     assert options["proxy_headers"] is False
-    # The same protocol and limits as under Gunicorn (app/worker.py).
+    # The same protocol and limits as under Gunicorn (abacus/node/worker.py).
     assert options["http"] is AbacusHttpProtocol
     assert options["limit_concurrency"] == CONCURRENCY_LIMIT
     assert options["timeout_keep_alive"] == KEEPALIVE_S

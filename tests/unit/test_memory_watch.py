@@ -12,8 +12,8 @@ import pytest
 from fakeredis import FakeServer
 from prometheus_client import REGISTRY
 
-from app import memory_watch, redis_pool
-from app.memory_watch import MemoryWatch
+from abacus.node import memory_watch, redis_pool
+from abacus.node.memory_watch import MemoryWatch
 from tests.unit.conftest import INFO_MEMORY, fake_pools, make_settings
 from tests.waiting import PATIENCE_S, POLL_S
 

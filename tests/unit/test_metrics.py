@@ -8,7 +8,7 @@ import pytest
 from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client.mmap_dict import MmapedDict, mmap_key
 
-from app import metrics
+from abacus.node import metrics
 
 COMMITTED = "abacus_adds_committed"
 

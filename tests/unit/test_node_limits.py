@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
-from app.node_limits import (
+from abacus import conf
+from abacus.node.node_limits import (
     HEAD_LIMIT_BYTES,
     HEAD_TIMEOUT_S,
     KEEPALIVE_S,
     drain_timeout_s,
 )
 
-TEMPLATE = Path(__file__).resolve().parents[2] / "nginx/templates/abacus.conf.template"
+TEMPLATE = conf.NGINX_TEMPLATE
 # What nginx adds to a request it passes on (X-Request-ID, X-Abacus-Retry-Key, X-Abacus-Try,
 # X-Real-IP, Host and the request line's own growth): far less than this.
 NGINX_ADDS_BYTES = 2048

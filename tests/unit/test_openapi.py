@@ -15,14 +15,13 @@ from jsonschema import Draft202012Validator
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-import app
-from app import memory_watch, openapi
-from app.main import _HTTP_CODES
-from app.routes import ROUTES
+from abacus.node import memory_watch, openapi
+from abacus.node.main import _HTTP_CODES
+from abacus.node.routes import ROUTES
 from tests.unit.conftest import ADMIN_TOKEN, INFO_MEMORY, ClientFactory, make_settings
 
 DOCUMENT = json.loads(json.dumps(openapi.DOCUMENT))
-APP_SOURCE = Path(app.__file__).parent
+APP_SOURCE = Path(openapi.__file__).parent
 
 
 def test_the_document_is_openapi_3_1_json() -> None:

@@ -10,10 +10,10 @@ from typing import Any, TypeVar
 import pytest
 from prometheus_client import REGISTRY
 
-from app import records
-from app.errors import unavailable
-from app.pending_add import Committed, Others, Outcome, new_commit_id
-from app.settings import RESOLVE_GRACE_S
+from abacus.node import records
+from abacus.node.errors import unavailable
+from abacus.node.pending_add import Committed, Others, Outcome, new_commit_id
+from abacus.node.settings import RESOLVE_GRACE_S
 from tests.unit.commit_support import make_add
 
 T = TypeVar("T")

@@ -8,7 +8,7 @@ import re
 
 from starlette.types import Message, Scope
 
-from app.protocol_answers import (
+from abacus.node.protocol_answers import (
     NODE_ID_KEY,
     OVERLOADED_MESSAGE,
     overloaded,

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from app import records
+from abacus.node import records
 
 BODY = '{"new_sum": 10.5, "added": 0.5, "timestamp": "t", "node_id": "n"}'
 

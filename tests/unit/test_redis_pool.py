@@ -11,7 +11,7 @@ from fakeredis import FakeServer
 from redis.asyncio import BlockingConnectionPool
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from app import redis_pool
+from abacus.node import redis_pool
 from tests.unit.conftest import FakeConnection, fake_pools, make_settings
 
 

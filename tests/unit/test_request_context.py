@@ -13,8 +13,8 @@ from starlette.datastructures import Headers
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.logging_config import REQUEST_ID, ContextFilter
-from app.request_context import RequestContextMiddleware
+from abacus.node.logging_config import REQUEST_ID, ContextFilter
+from abacus.node.request_context import RequestContextMiddleware
 
 NODE = "node-x"
 KNOWN = "/known"
@@ -126,7 +126,7 @@ def test_an_exception_after_the_response_started_sends_nothing_more(
 
 
 def test_a_client_gone_before_its_body_came_is_no_error(caplog: pytest.LogCaptureFixture) -> None:
-    """The node cuts a body that stalls (app/http_protocol.py); the app reading it then finds
+    """The node cuts a body that stalls (abacus/node/http_protocol.py); the app reading it finds
     the client gone. No traceback, and not a 500 of the node's: 499, as nginx logs it."""
 
     async def reads_a_body(scope: Scope, receive: Receive, send: Send) -> None:

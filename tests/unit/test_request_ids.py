@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from app.request_ids import request_id_for
+from abacus.node.request_ids import request_id_for
 
 
 @pytest.mark.parametrize("incoming", ["0123456789abcdef0123456789abcdef", "abc.DEF_1-2", "x" * 64])

@@ -9,7 +9,7 @@ import pytest
 from fakeredis import FakeServer
 from redis.connection import Connection
 
-from app import resp
+from abacus.node import resp
 from tests.unit.conftest import FakeConnection
 
 COMMANDS: list[resp.Command] = [

@@ -18,8 +18,8 @@ from fakeredis.aioredis import FakeAsyncRedisConnection
 from prometheus_client import REGISTRY
 from starlette.testclient import TestClient
 
-from app import memory_watch, openapi, routes
-from app.settings import Settings
+from abacus.node import memory_watch, openapi, routes
+from abacus.node.settings import Settings
 from tests.request_tables import GRAMMAR, JSON, MAX, TINY
 from tests.unit.conftest import (
     ADMIN_TOKEN,

@@ -1,4 +1,4 @@
-"""Settings from the environment: the spec's defaults, each variable, and every refusal."""
+"""Settings from the environment: the documented defaults, each variable, and every refusal."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from app.settings import Settings, SettingsError
+from abacus.node.settings import Settings, SettingsError
 
 
 def test_defaults_of_an_empty_environment() -> None:
@@ -135,7 +135,7 @@ def test_the_secret_is_compared_in_constant_time(
         compared.append((a, b))
         return a == b
 
-    monkeypatch.setattr("app.settings.hmac.compare_digest", compare_digest)
+    monkeypatch.setattr("abacus.node.settings.hmac.compare_digest", compare_digest)
     assert secret_settings(tmp_path).is_balancer("x" * 32) is False
     assert compared == [(b"x" * 32, SECRET.encode())]
 

@@ -11,10 +11,10 @@ from gunicorn import glogging
 from gunicorn.config import Config as GunicornConfig
 from gunicorn.util import load_class
 
-from app.http_protocol import AbacusHttpProtocol
-from app.node_limits import CONCURRENCY_LIMIT, drain_timeout_s
-from app.settings import RESOLVE_GRACE_S
-from app.worker import AbacusWorker
+from abacus.node.http_protocol import AbacusHttpProtocol
+from abacus.node.node_limits import CONCURRENCY_LIMIT, drain_timeout_s
+from abacus.node.settings import RESOLVE_GRACE_S
+from abacus.node.worker import AbacusWorker
 
 
 @pytest.fixture
@@ -52,4 +52,4 @@ def test_the_worker_gives_uvicorn_the_node_s_protocol_and_limits(
 
 
 def test_gunicorn_can_load_the_worker_by_the_name_gunicorn_conf_gives() -> None:
-    assert load_class("app.worker.AbacusWorker") is AbacusWorker
+    assert load_class("abacus.node.worker.AbacusWorker") is AbacusWorker

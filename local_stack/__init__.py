@@ -1,9 +1,0 @@
-"""The local stack: real redis-server, Gunicorn nodes and nginx on 127.0.0.1, as one unit.
-
-`scripts/stack.py` is its command line; the tests use `LocalStack` directly, on free ports.
-"""
-
-from local_stack.errors import StackError
-from local_stack.stack import LocalStack, StackConfig
-
-__all__ = ["LocalStack", "StackConfig", "StackError"]
