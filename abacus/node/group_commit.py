@@ -27,6 +27,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from abacus.node import ledger, metrics
 from abacus.node.errors import unavailable
 from abacus.node.key_quota import Quota
+from abacus.node.keys import KeyLayout
 from abacus.node.memory_watch import MemoryWatch
 from abacus.node.pending_add import Committed, Others, PendingAdd
 from abacus.node.redis_pool import CONNECT_TIMEOUT_S
@@ -266,7 +267,7 @@ class GroupCommitter:
             client_key=client_key,
             quota=quota,
         )
-        add.record_key = record_key or f"{self.sum_key}:op:{add.commit_id}"
+        add.record_key = record_key or KeyLayout(self.sum_key).own_record(add.commit_id)
         if self._closing:
             refusal = unavailable("this node is shutting down; nothing was changed")
             answer = add.refuse(refusal, loop.time())

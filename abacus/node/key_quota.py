@@ -87,7 +87,7 @@ def quota_for(settings: Settings, client: str) -> Quota | None:
     if settings.keys_per_client == 0:
         return None
     return Quota(
-        counter_key=settings.quota_key(client),
+        counter_key=settings.keys.quota(client),
         limit=settings.keys_per_client,
         window_s=settings.idempotency_ttl_s,
     )

@@ -68,7 +68,7 @@ async def add_number(request: Request) -> Response:
     quota = None
     if add_request.idempotency_key is not None:
         # The client may send the key again, to any node, while this request is in flight.
-        record_key = settings.record_key("idem", add_request.idempotency_key)
+        record_key = settings.keys.idempotency(add_request.idempotency_key)
         ttl = settings.idempotency_ttl_s
         others = Others.SAME_KEY
         # Its record holds memory for a day: each client may make only so many.
@@ -76,7 +76,7 @@ async def add_number(request: Request) -> Response:
     elif retry_key and _RETRY_KEY.fullmatch(retry_key) and _from_balancer(request, settings):
         # nginx sends the same key on every try of a request; it marks the first one, which no
         # other node can be carrying yet.
-        record_key = settings.record_key("retry", retry_key)
+        record_key = settings.keys.retry(retry_key)
         ttl = settings.retry_key_ttl_s
         first = request.headers.get(BALANCER_TRY_HEADER) == "first"
         others = Others.NONE if first else Others.SAME_KEY
@@ -220,7 +220,7 @@ async def health(request: Request) -> Response:
             pipe = redis.pipeline(transaction=False)
             # A real write: a Redis that answers but takes no writes (paused, out of memory,
             # a replica) cannot commit adds, so the node is not healthy.
-            pipe.set(f"{settings.key}:health:{settings.node_id}", timestamp(), px=HEALTH_KEY_TTL_MS)
+            pipe.set(settings.keys.health(settings.node_id), timestamp(), px=HEALTH_KEY_TTL_MS)
             pipe.get(settings.sum_key)
             pipe.info()
             _, raw_sum, info = await pipe.execute()

@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from abacus.node.keys import KeyLayout
+
 DEFAULT_ADD_DEADLINE_MS = 3000
 # After its deadline an add may still be *resolved* (its lost EXEC learnt, a fence written) for
 # this long; then it is answered whatever Redis does. nginx's proxy_read_timeout must be longer
@@ -73,13 +75,10 @@ class Settings:
     def sum_key(self) -> str:
         return self.key
 
-    def quota_key(self, client: str) -> str:
-        """Where one client's count of new Idempotency-Key records lives (key_quota.py)."""
-        return self.record_key("quota", client)
-
-    def record_key(self, kind: str, name: str) -> str:
-        """Where the commit record of one add lives, next to the sum it belongs to."""
-        return f"{self.key}:{kind}:{name}"
+    @property
+    def keys(self) -> KeyLayout:
+        """Every Redis key this node uses (keys.py)."""
+        return KeyLayout(self.key)
 
     def is_balancer(self, presented: str | None) -> bool:
         """Whether a request's secret header is the balancer's, compared in constant time."""

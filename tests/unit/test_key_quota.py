@@ -38,7 +38,7 @@ def test_a_client_s_counter_lives_next_to_the_records() -> None:
     )
     quota = quota_for(settings, "203.0.113.7")
     assert quota is not None
-    assert quota.counter_key == settings.quota_key("203.0.113.7")
+    assert quota.counter_key == settings.keys.quota("203.0.113.7")
     assert quota.counter_key == "t:sum:quota:203.0.113.7"
     assert quota.limit == 7
     # A window lasts as long as a record: the records of at most two windows are alive at once.

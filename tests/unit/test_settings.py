@@ -92,10 +92,8 @@ def test_the_process_environment_is_the_default_source(monkeypatch: pytest.Monke
     assert Settings.from_env().node_id == "from-os-environ"
 
 
-def test_record_keys_live_next_to_the_sum() -> None:
-    settings = Settings.from_env({"ABACUS_KEY": "t:sum"})
-    assert settings.record_key("idem", "order-1") == "t:sum:idem:order-1"
-    assert settings.quota_key("2001:db8::/64") == "t:sum:quota:2001:db8::/64"
+def test_the_key_layout_is_read_from_abacus_key() -> None:
+    assert Settings.from_env({"ABACUS_KEY": "t:sum"}).keys.sum == "t:sum"
 
 
 SECRET = "0123456789abcdef0123456789abcdef"
