@@ -9,7 +9,7 @@ from decimal import Decimal
 from starlette.requests import Request
 
 from abacus.node import amounts
-from abacus.node.errors import ApiError
+from abacus.node.errors import ApiError, ErrorCode
 from abacus.node.json_body import InvalidJSON, parse
 from abacus.node.settings import is_visible_ascii
 
@@ -29,13 +29,15 @@ async def read_add_request(request: Request) -> AddRequest:
     try:
         payload = parse(body)
     except InvalidJSON as exc:
-        raise ApiError(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
+        raise ApiError(400, ErrorCode.INVALID_JSON, f"the body is not valid JSON: {exc}") from None
     key = _idempotency_key(request.headers.getlist("idempotency-key"))
     return AddRequest(number=_number(payload), idempotency_key=key)
 
 
 async def _read_body(request: Request) -> bytes:
-    too_large = ApiError(413, "body_too_large", f"the body must be at most {MAX_BODY_BYTES} bytes")
+    too_large = ApiError(
+        413, ErrorCode.BODY_TOO_LARGE, f"the body must be at most {MAX_BODY_BYTES} bytes"
+    )
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
         raise too_large
@@ -56,7 +58,7 @@ def _check_content_type(header: str | None) -> None:
     if media_type.strip().lower() != "application/json" or not charset_ok:
         raise ApiError(
             415,
-            "unsupported_media_type",
+            ErrorCode.UNSUPPORTED_MEDIA_TYPE,
             "Content-Type must be application/json (a charset=utf-8 parameter is fine)",
         )
 
@@ -68,7 +70,7 @@ def _idempotency_key(values: list[str]) -> str | None:
     if len(values) > 1 or not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY or not is_visible_ascii(key):
         raise ApiError(
             400,
-            "invalid_idempotency_key",
+            ErrorCode.INVALID_IDEMPOTENCY_KEY,
             f"Idempotency-Key must be one header of 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII "
             "characters",
         )
@@ -78,12 +80,16 @@ def _idempotency_key(values: list[str]) -> str | None:
 def _number(payload: object) -> Decimal:
     if not isinstance(payload, dict) or set(payload) != {"number"}:
         raise ApiError(
-            422, "invalid_body", 'the body must be a JSON object with exactly one field, "number"'
+            422,
+            ErrorCode.INVALID_BODY,
+            'the body must be a JSON object with exactly one field, "number"',
         )
     value = payload["number"]
     if not isinstance(value, Decimal):
-        raise ApiError(422, "invalid_number", '"number" must be a JSON number')
+        raise ApiError(422, ErrorCode.INVALID_NUMBER, '"number" must be a JSON number')
     try:
         return amounts.check_bounds(value)
     except amounts.OutOfBounds as exc:
-        raise ApiError(422, "number_out_of_range", f'"number" is out of bounds: {exc}') from None
+        raise ApiError(
+            422, ErrorCode.NUMBER_OUT_OF_RANGE, f'"number" is out of bounds: {exc}'
+        ) from None

@@ -12,7 +12,7 @@ from __future__ import annotations
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from abacus.node.errors import error_response
+from abacus.node.errors import ErrorCode, error_response
 from abacus.node.settings import Settings
 
 # Scrapers address nodes by whatever name their discovery gives; the metrics hold no sum.
@@ -30,7 +30,7 @@ class HostCheckMiddleware:
             if not self.settings.serves_host(host):
                 response = error_response(
                     421,
-                    "misdirected_request",
+                    ErrorCode.MISDIRECTED_REQUEST,
                     "this service does not serve that host name; an operator can add it to "
                     "ABACUS_SERVER_NAMES",
                 )

@@ -34,6 +34,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResp
 from uvicorn.server import ServerState
 
 from abacus.node import protocol_answers
+from abacus.node.errors import ErrorCode
 from abacus.node.node_limits import BODY_TIMEOUT_S, HEAD_LIMIT_BYTES, HEAD_TIMEOUT_S
 
 # The parser is fed at most this much at a time, so that a head's size is checked between pieces
@@ -45,6 +46,8 @@ from abacus.node.node_limits import BODY_TIMEOUT_S, HEAD_LIMIT_BYTES, HEAD_TIMEO
 PIECE_BYTES = 8 * 1024
 
 log = logging.getLogger("uvicorn.error")
+
+UNPARSABLE = "the node could not parse this request"
 
 
 class AbacusHttpProtocol(HttpToolsProtocol):
@@ -111,7 +114,9 @@ class AbacusHttpProtocol(HttpToolsProtocol):
                 self._unsupported_upgrade_warning()
                 break
             except httptools.HttpParserError as exc:
-                self._refuse(400, "bad_request", f"the node could not parse this request: {exc}")
+                self._refuse(
+                    400, ErrorCode.BAD_REQUEST, f"the node could not parse this request: {exc}"
+                )
                 return
             if self._reading_head:
                 grown = len(piece) if self._ends != ends else self._head_bytes + len(piece)
@@ -120,7 +125,7 @@ class AbacusHttpProtocol(HttpToolsProtocol):
                     # Not complete after the cap's worth of bytes: it is over the cap.
                     self._refuse(
                         431,
-                        "header_too_large",
+                        ErrorCode.HEADER_TOO_LARGE,
                         f"the request line and headers must be at most {HEAD_LIMIT_BYTES} bytes",
                     )
                     return
@@ -163,7 +168,7 @@ class AbacusHttpProtocol(HttpToolsProtocol):
         super()._start_asgi_task(cycle, app)
 
     def send_400_response(self, msg: str) -> None:
-        self._refuse(400, "bad_request", f"the node could not parse this request: {msg}")
+        self._refuse(400, ErrorCode.BAD_REQUEST, f"{UNPARSABLE}: {msg}")
 
     # ----- deadlines ----------------------------------------------------------------------------
 
@@ -229,7 +234,7 @@ class AbacusHttpProtocol(HttpToolsProtocol):
             return cycle
         return None
 
-    def _refuse(self, status: int, code: str, message: str) -> None:
+    def _refuse(self, status: int, code: ErrorCode, message: str) -> None:
         """Answer a request that cannot be read with an error, and close the connection. While
         the app answers complete requests on it, they are answered and the connection closed
         after them, without this error: it cannot be written in the middle of their answers."""

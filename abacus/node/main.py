@@ -17,7 +17,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from abacus.node import memory_watch, redis_pool
-from abacus.node.errors import ApiError, error_response
+from abacus.node.errors import ApiError, ErrorCode, error_response
 from abacus.node.group_commit import GroupCommitter
 from abacus.node.host_check import HostCheckMiddleware
 from abacus.node.memory_watch import MemoryWatch
@@ -28,7 +28,7 @@ from abacus.node.settings import Settings
 
 log = logging.getLogger("abacus")
 
-_HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}
+_HTTP_CODES = {404: ErrorCode.NOT_FOUND, 405: ErrorCode.METHOD_NOT_ALLOWED}
 
 
 async def _api_error(request: Request, exc: Exception) -> Response:
@@ -38,7 +38,9 @@ async def _api_error(request: Request, exc: Exception) -> Response:
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    code = _HTTP_CODES.get(exc.status_code, "http_error")
+    # Starlette raises no other HTTPException here; should one come, it is still a known code.
+    fallback = ErrorCode.BAD_REQUEST if exc.status_code < 500 else ErrorCode.INTERNAL_ERROR
+    code = _HTTP_CODES.get(exc.status_code, fallback)
     message = {
         404: f"no such path: {request.url.path}",
         405: f"{request.method} is not allowed on {request.url.path}",
@@ -50,7 +52,7 @@ async def _internal_error(request: Request, exc: Exception) -> Response:
     # Starlette's outermost layer answers an unhandled exception itself, in plain text, before
     # RequestContextMiddleware sees it; this makes that answer the API's JSON error. The exception
     # still propagates, and the middleware logs it.
-    return error_response(500, "internal_error", "internal error")
+    return error_response(500, ErrorCode.INTERNAL_ERROR, "internal error")
 
 
 class PoolFactory(Protocol):

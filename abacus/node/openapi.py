@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from abacus.node.errors import ErrorCode
+
 NUMBER = {
     "type": "number",
     "description": "An exact decimal: at most 18 digits after the point, absolute value below "
@@ -17,34 +19,7 @@ NUMBER = {
 TIMESTAMP = {"type": "string", "format": "date-time", "description": "ISO 8601 with UTC offset"}
 NODE_ID = {"type": "string", "description": "The node that served (or, in a replay, applied) it"}
 
-ERROR_CODES = [
-    "body_too_large",
-    "unsupported_media_type",
-    "invalid_json",
-    "invalid_idempotency_key",
-    "invalid_body",
-    "invalid_number",
-    "number_out_of_range",
-    "sum_out_of_range",
-    "idempotency_key_reused",
-    "idempotency_key_refused",
-    "key_quota_exhausted",
-    "key_store_full",
-    "unauthorized",
-    "forbidden",
-    "not_found",
-    "method_not_allowed",
-    "misdirected_request",
-    "rate_limited",
-    "unavailable",
-    "outcome_unknown",
-    "bad_request",
-    "header_too_large",
-    "uri_too_long",
-    "bad_gateway",
-    "gateway_timeout",
-    "internal_error",
-]
+ERROR_CODES = [code.value for code in ErrorCode]
 
 ID_HEADERS = {
     "X-Node-Id": {"description": "The node that served the request", "schema": {"type": "string"}},

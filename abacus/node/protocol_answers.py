@@ -15,7 +15,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE
 
-from abacus.node.errors import error_response, unavailable
+from abacus.node.errors import ErrorCode, error_response, unavailable
 from abacus.node.request_ids import request_id_for
 
 # The app's lifespan puts its node id in the server's state under this key (see main.py):
@@ -35,7 +35,7 @@ def _ids(request_id: str, state: Mapping[str, Any]) -> dict[str, str]:
 
 def raw_error(
     status: int,
-    code: str,
+    code: ErrorCode,
     message: str,
     *,
     request_id: str,

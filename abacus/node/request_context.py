@@ -14,7 +14,7 @@ from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from abacus.node import metrics
-from abacus.node.errors import error_response
+from abacus.node.errors import ErrorCode, error_response
 from abacus.node.logging_config import REQUEST_ID
 from abacus.node.request_ids import request_id_for
 
@@ -61,7 +61,7 @@ class RequestContextMiddleware:
         except Exception:
             error_log.exception("unhandled error in %s %s", scope["method"], scope["path"])
             if not response_started:
-                response = error_response(500, "internal_error", "internal error")
+                response = error_response(500, ErrorCode.INTERNAL_ERROR, "internal error")
                 await response(scope, receive, send_with_ids)
         finally:
             duration = time.perf_counter() - started

@@ -18,7 +18,7 @@ from starlette.routing import Route
 
 from abacus.node import amounts, key_quota, metrics, openapi
 from abacus.node.add_request import read_add_request
-from abacus.node.errors import ApiError, unavailable
+from abacus.node.errors import ApiError, ErrorCode, unavailable
 from abacus.node.group_commit import GroupCommitter
 from abacus.node.json_body import encode
 from abacus.node.ledger import timestamp
@@ -195,12 +195,12 @@ def _authorize(token: str | None, header: str | None) -> None:
     if scheme.lower() != "bearer" or not given.strip():
         raise ApiError(
             401,
-            "unauthorized",
+            ErrorCode.UNAUTHORIZED,
             "reset needs an Authorization: Bearer <token> header",
             {"WWW-Authenticate": 'Bearer realm="abacus"'},
         )
     if not hmac.compare_digest(given.strip().encode(), token.encode()):
-        raise ApiError(403, "forbidden", "the reset token is wrong")
+        raise ApiError(403, ErrorCode.FORBIDDEN, "the reset token is wrong")
 
 
 async def health(request: Request) -> Response:
