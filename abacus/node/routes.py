@@ -21,10 +21,10 @@ from abacus.node.add_request import read_add_request
 from abacus.node.errors import ApiError, ErrorCode, unavailable
 from abacus.node.group_commit import GroupCommitter
 from abacus.node.json_body import encode
-from abacus.node.ledger import timestamp
 from abacus.node.memory_watch import MemoryWatch
 from abacus.node.pending_add import Committed, Others
-from abacus.node.settings import RESOLVE_GRACE_S, Settings
+from abacus.node.settings import Settings
+from abacus.node.timestamps import timestamp
 
 log = logging.getLogger("abacus.api")
 
@@ -86,7 +86,7 @@ async def add_number(request: Request) -> Response:
         if retry_key:
             _untrusted_retry_key(request)
         record_key = None
-        ttl = int(settings.add_deadline_s + RESOLVE_GRACE_S) + 60
+        ttl = settings.own_record_ttl_s
         others = Others.UNSEEN if retry_key else Others.NONE
     add = committer.submit(
         add_request.number, record_key, ttl, others=others, client_key=client_key, quota=quota

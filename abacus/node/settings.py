@@ -76,6 +76,12 @@ class Settings:
         return self.key
 
     @property
+    def own_record_ttl_s(self) -> int:
+        """How long the record of a keyless add nobody else carries is kept: only until its lost
+        EXEC, if any, can no longer be asked about (its answer is due by deadline + grace)."""
+        return int(self.add_deadline_s + RESOLVE_GRACE_S) + 60
+
+    @property
     def keys(self) -> KeyLayout:
         """Every Redis key this node uses (keys.py)."""
         return KeyLayout(self.key)

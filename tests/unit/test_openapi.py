@@ -12,6 +12,8 @@ import httpx2
 import pytest
 from fakeredis import FakeServer
 from jsonschema import Draft202012Validator
+from openapi_spec_validator import validate
+from openapi_spec_validator.validation.exceptions import OpenAPIValidationError
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
@@ -131,3 +133,14 @@ def test_the_key_budget_s_refusals_fit_the_document(
     assert_documented(full, "POST", "/abacus/number", 503)
     assert full.json()["error"] == "key_store_full"
     assert_documented(other.get("/health"), "GET", "/health", 200)
+
+
+def test_the_document_is_a_valid_openapi_3_1_description() -> None:
+    validate(DOCUMENT)
+
+
+def test_the_validator_would_catch_a_broken_document() -> None:
+    broken = json.loads(json.dumps(DOCUMENT))
+    broken["paths"]["/abacus/sum"]["get"]["responses"] = "none"
+    with pytest.raises(OpenAPIValidationError):
+        validate(broken)

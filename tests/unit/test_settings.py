@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from abacus.node.settings import Settings, SettingsError
+from abacus.node.settings import RESOLVE_GRACE_S, Settings, SettingsError
 
 
 def test_defaults_of_an_empty_environment() -> None:
@@ -207,3 +207,8 @@ def test_an_unreadable_password_file_is_refused(tmp_path: Path) -> None:
     missing = tmp_path / "nope"
     with pytest.raises(SettingsError, match=f"REDIS_PASSWORD_FILE: cannot read {missing}"):
         Settings.from_env({"REDIS_PASSWORD_FILE": str(missing)})
+
+
+def test_an_own_record_outlives_the_answer_to_its_add() -> None:
+    settings = Settings.from_env({"ABACUS_ADD_DEADLINE_MS": "3000"})
+    assert settings.own_record_ttl_s == int(3.0 + RESOLVE_GRACE_S) + 60
