@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the servers the local stack and the tests run, when they are missing:
 # redis-server and nginx (required), wrk (optional: the benchmark's load generator).
-# Uses apt-get (as root, or with password-less sudo) or Homebrew; otherwise says what to install.
+# Uses apt-get (as root, or with password-less sudo); otherwise says what to install. The local
+# stack and the tests run on Linux only (docs/operations.md, "Platform support").
 set -euo pipefail
 
 have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ]; }
@@ -36,22 +37,11 @@ if command -v apt-get >/dev/null 2>&1; then
         fi
         exit 0
     fi
-elif command -v brew >/dev/null 2>&1; then
-    brew_names=()
-    for name in "${required[@]}" "${optional[@]}"; do
-        case "$name" in
-            redis-server) brew_names+=(redis) ;;
-            nginx-light) brew_names+=(nginx) ;;
-            *) brew_names+=("$name") ;;
-        esac
-    done
-    brew install "${brew_names[@]}"
-    exit 0
 fi
 
 if [ ${#required[@]} -gt 0 ]; then
     echo "Missing: ${required[*]}. Install them, e.g. 'sudo apt-get install -y redis-server nginx-light'" >&2
-    echo "(Debian/Ubuntu) or 'brew install redis nginx' (macOS), then run this again." >&2
+    echo "(Debian/Ubuntu), then run this again. Not on Linux: use the compose stack." >&2
     exit 1
 fi
 echo "note: wrk is missing; the benchmark falls back to a slower Python load generator" >&2

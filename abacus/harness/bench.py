@@ -197,7 +197,7 @@ def _pick_driver(use_wrk: bool, threads: int, warnings: list[str]) -> tuple[Driv
     if wrk is not None:
         return (lambda load: run_wrk(load, wrk=wrk, threads=threads)), wrk_version(wrk)
     reason = (
-        "wrk not found (apt-get install wrk, or brew install wrk)" if use_wrk else "wrk disabled"
+        "wrk not found (apt-get install wrk)" if use_wrk else "wrk disabled"
     )
     warnings.append(
         f"{reason}: using the Python load generator, whose own overhead caps what it can "
