@@ -26,8 +26,15 @@ EXTERNAL = re.compile(r"^(?:https?:|mailto:)", re.IGNORECASE)
 FENCE = re.compile(r"^(```|~~~).*?^\1[^\n]*$", re.MULTILINE | re.DOTALL)
 CODE_SPAN = re.compile(r"`[^`\n]*`")
 HEADING = re.compile(r"^#{1,6}\s+(.+?)\s*#*\s*$", re.MULTILINE)
-# Documents users never had, and the old way to start a node; "the spec" in any case.
-FORBIDDEN = re.compile(r"shared/|SPEC\.md|python app\.py|original design|(?i:the spec)\b")
+# Documents users never had, and the old way to start a node; "the spec" in any case. Spelt in
+# pieces, so that this file does not match the pattern itself.
+_FORBIDDEN_WORDS = [
+    "shared" + "/",
+    "SPEC" + r"\.md",
+    "python app" + r"\.py",
+    "original" + " design",
+]
+FORBIDDEN = re.compile("|".join(_FORBIDDEN_WORDS) + r"|(?i:the" + r" spec)\b")
 
 
 def documents() -> list[Path]:
