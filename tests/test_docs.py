@@ -26,8 +26,8 @@ EXTERNAL = re.compile(r"^(?:https?:|mailto:)", re.IGNORECASE)
 FENCE = re.compile(r"^(```|~~~).*?^\1[^\n]*$", re.MULTILINE | re.DOTALL)
 CODE_SPAN = re.compile(r"`[^`\n]*`")
 HEADING = re.compile(r"^#{1,6}\s+(.+?)\s*#*\s*$", re.MULTILINE)
-# Documents users never had, and the old way to start a node; "the spec" in any case. Spelt in
-# pieces, so that this file does not match the pattern itself.
+# Documents users never had, the old way to start a node, and the word for an outside contract
+# (any case). Spelt in pieces, so that this file does not match the pattern itself.
 _FORBIDDEN_WORDS = [
     "shared" + "/",
     "SPEC" + r"\.md",
