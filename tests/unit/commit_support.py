@@ -45,6 +45,14 @@ def keyed_add(
     return make_add(number, key, others=Others.SAME_KEY, client_key=True, quota=quota, **options)
 
 
+def lose_exec(add: PendingAdd) -> PendingAdd:
+    """The add, after an EXEC carrying it went out and its reply was lost, as the ledger reports
+    one: it may have been applied."""
+    add.exec_sent()
+    add.exec_reply_lost()
+    return add
+
+
 def quota(limit: int, counter_key: str = "abacus:sum:quota:203.0.113.7") -> Quota:
     """One client's quota, in windows of 120 s."""
     return Quota(counter_key=counter_key, limit=limit, window_s=120)

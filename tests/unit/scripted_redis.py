@@ -10,6 +10,8 @@ reply per command), so each fault applies to a whole round trip:
 - `DROPPED`: the connection breaks before Redis reads the commands (nothing applied).
 - `STALL`: never answered (a stopped Redis); the caller's timer has to end the wait.
 - `CONFLICT`: another client writes the sum just before these commands run.
+- `GARBLED`: executed, then the replies cannot be parsed (redis-py's InvalidResponse): not an
+  unreachable Redis, so the lane takes it for a bug.
 - `error(message)`: Redis answers each write with an error (out of memory, read-only).
 """
 
@@ -22,13 +24,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
+from redis.exceptions import InvalidResponse, ResponseError
 
 OK = "ok"
 LOST = "lost"
 DROPPED = "dropped"
 STALL = "stall"
 CONFLICT = "conflict"
+GARBLED = "garbled"
 _ERROR = "error:"
 
 
@@ -104,6 +107,8 @@ class ScriptedConnection:
         replies = [self._run(command, fault) for command in commands]
         if fault == LOST:
             self.replies.append(RedisConnectionError("connection reset before the reply"))
+        elif fault == GARBLED:
+            self.replies.append(InvalidResponse("Protocol Error: b'?'"))
         else:
             self.replies.extend(replies)
 
@@ -114,7 +119,7 @@ class ScriptedConnection:
             self.replies.appendleft(STALL)
             await asyncio.Event().wait()  # until the caller's timer cancels it
         if isinstance(reply, Exception):
-            if isinstance(reply, RedisConnectionError):
+            if isinstance(reply, RedisConnectionError | InvalidResponse):
                 self.replies.clear()
             raise reply
         return reply

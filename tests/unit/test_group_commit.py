@@ -14,10 +14,10 @@ from prometheus_client import REGISTRY
 from abacus.node import records
 from abacus.node.group_commit import UNREACHABLE_GIVE_UP_S, GroupCommitter
 from abacus.node.memory_watch import MemoryWatch
-from abacus.node.pending_add import Committed, Others, Outcome, PendingAdd
+from abacus.node.pending_add import Committed, Exposure, Others, Outcome, PendingAdd
 from abacus.node.settings import RESOLVE_GRACE_S
 from tests.unit.commit_support import SUM_KEY, committer, quota
-from tests.unit.scripted_redis import CONFLICT, DROPPED, LOST, STALL, ScriptedRedis
+from tests.unit.scripted_redis import CONFLICT, DROPPED, GARBLED, LOST, STALL, ScriptedRedis
 
 T = TypeVar("T")
 DEADLINE_S = 0.3
@@ -108,6 +108,25 @@ def test_a_lost_exec_is_resolved_and_counted_exactly_once(fault: str) -> None:
         assert server.get(SUM_KEY) == b"7"
         # Applied: the next attempt found its record; dropped: the next attempt applied it.
         assert server.execs_sent == (1 if fault == LOST else 2)
+
+    run(test)
+
+
+def test_an_unreadable_exec_reply_is_taken_as_maybe_applied_and_resolved_by_the_record() -> None:
+    """A reply that cannot be read is no sign of an unreachable Redis (the lane logs it as a bug
+    and tries again), but the EXEC went out all the same."""
+
+    async def test() -> None:
+        server = ScriptedRedis()
+        server.plan(["ok", GARBLED])
+        owner = committer(server)
+        add = owner.submit(Decimal(7), "abacus:sum:idem:k", 60, others=Others.SAME_KEY)
+        assert code(await add.future) == "200"
+        await closed(owner)
+        assert add.exposure is Exposure.MAYBE_APPLIED, "answered from its own record"
+        assert add.outage is None
+        assert server.execs_sent == 1
+        assert server.get(SUM_KEY) == b"7"
 
     run(test)
 

@@ -10,17 +10,19 @@ from typing import Any, TypeVar
 
 import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import InvalidResponse
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from abacus.node import ledger, records
 from abacus.node.errors import ApiError
 from abacus.node.json_body import parse
-from abacus.node.pending_add import Committed, Others, PendingAdd
+from abacus.node.pending_add import Committed, Exposure, Others, PendingAdd
 from abacus.node.settings import RESOLVE_GRACE_S
-from tests.unit.commit_support import SUM_KEY, keyed_add, make_add, quota
+from tests.unit.commit_support import SUM_KEY, keyed_add, lose_exec, make_add, quota
 from tests.unit.scripted_redis import (
     CONFLICT,
     DROPPED,
+    GARBLED,
     LOST,
     STALL,
     ScriptedConnection,
@@ -67,7 +69,7 @@ def test_a_batch_commits_with_running_totals_and_one_record_each() -> None:
         assert record.commit_id == adds[1].commit_id
         assert record.body is not None
         assert json.loads(record.body)["added"] == 0.2
-        assert all(add.maybe_sent for add in adds)
+        assert all(add.exposure is Exposure.APPLIED for add in adds)
 
     run(test)
 
@@ -83,18 +85,19 @@ def test_a_conflict_sends_the_batch_back_and_applies_nothing() -> None:
         assert result.committed == 0
         assert server.get(SUM_KEY) == b"1"
         assert server.get("r1") is None
+        assert all(add.exposure is Exposure.NOT_SENT for add in adds), "nothing was applied"
 
     run(test)
 
 
-def test_a_lost_exec_reply_raises_and_leaves_the_add_maybe_sent() -> None:
+def test_a_lost_exec_reply_raises_and_leaves_the_add_maybe_applied() -> None:
     async def test() -> None:
         server = ScriptedRedis()
         server.plan(["ok", LOST])
         add = make_add(4, "r1")
         with pytest.raises(RedisConnectionError):
             await attempt(server, [add])
-        assert add.maybe_sent, "the EXEC went out: it may have counted"
+        assert add.exposure is Exposure.MAYBE_APPLIED, "the EXEC went out: it may have counted"
         assert server.get(SUM_KEY) == b"4", "and here it did"
 
     run(test)
@@ -107,7 +110,7 @@ def test_a_connection_dropped_before_the_watch_sends_no_exec() -> None:
         add = make_add(4, "r1")
         with pytest.raises(RedisConnectionError):
             await attempt(server, [add])
-        assert not add.maybe_sent
+        assert add.exposure is Exposure.NOT_SENT
         assert server.execs_sent == 0
 
     run(test)
@@ -155,13 +158,14 @@ def test_out_of_time_an_add_nobody_else_carries_is_refused_without_a_write() -> 
 
 
 @pytest.mark.parametrize("others", [Others.SAME_KEY, Others.NONE])
-def test_out_of_time_a_shared_or_maybe_sent_add_is_fenced_before_it_is_refused(
+def test_out_of_time_a_shared_or_maybe_applied_add_is_fenced_before_it_is_refused(
     others: Others,
 ) -> None:
     async def test() -> None:
         server = ScriptedRedis(data={b"abacus:sum": b"3"})
         add = make_add(5, "r1", others=others, deadline_in=-0.01)
-        add.maybe_sent = others is Others.NONE  # a sole add needs a fence only after an EXEC
+        if others is Others.NONE:
+            lose_exec(add)  # a sole add needs a fence only after an EXEC
         result = await attempt(server, [add])
         assert answers(result) == ["unavailable"]
         record = records.read(server.get("r1") or b"")
@@ -307,7 +311,7 @@ def test_a_client_past_its_quota_is_refused_at_once_and_the_rest_of_the_batch_co
         assert refusal.headers["Retry-After"] == "30", "until the client's window ends"
         # Not applied, not fenced: the refusal costs no memory and takes no place in the order.
         assert server.get("k2") is None
-        assert not over.maybe_sent
+        assert over.exposure is Exposure.NOT_SENT
         assert not over.fencing
         assert new_sums(result) == {"k1": 11, "r1": 15, "k3": 23}
         assert server.get(SUM_KEY) == b"23"
@@ -403,8 +407,8 @@ def test_an_add_owed_a_fence_past_its_quota_gets_the_quota_s_answer_and_no_fence
 def test_an_add_whose_exec_may_have_been_sent_is_never_refused_by_the_budget() -> None:
     async def test() -> None:
         server = ScriptedRedis(data={C1.encode(): b"5"})
-        resent = keyed_add(5, "k1", quota(5, C1))
-        resent.maybe_sent = True  # a lost EXEC reply: the answer must say what became of it
+        # A lost EXEC reply: the answer must say what became of it.
+        resent = lose_exec(keyed_add(5, "k1", quota(5, C1)))
         result = await attempt(server, [resent], store_full=True)
         assert answers(result) == ["200"]
         assert server.get(C1) == b"6", "the one way past the quota, counted all the same"
@@ -471,7 +475,7 @@ def test_an_exec_that_met_a_conflict_leaves_the_add_as_unsent_as_before() -> Non
         add = keyed_add(1, "k1", quota(5, C1))
         result = await attempt(server, [add])
         assert result.retry == [add]
-        assert not add.maybe_sent, "the reply came: nothing of it can still commit"
+        assert add.exposure is Exposure.NOT_SENT, "the reply came: nothing of it can commit"
         server.data[C1.encode()] = b"5"  # meanwhile another worker's add took the last one
         again = await attempt(server, [add])
         assert answers(again) == ["key_quota_exhausted"]
@@ -481,13 +485,70 @@ def test_an_exec_that_met_a_conflict_leaves_the_add_as_unsent_as_before() -> Non
     run(test)
 
 
-def test_after_a_conflict_an_earlier_lost_exec_still_counts_as_maybe_sent() -> None:
+def test_after_a_conflict_an_earlier_lost_exec_still_counts_as_maybe_applied() -> None:
     async def test() -> None:
         server = ScriptedRedis()
         server.plan(["ok", CONFLICT])
-        add = keyed_add(1, "k1", quota(5, C1))
-        add.maybe_sent = True  # an earlier EXEC of it was lost: that one may yet be what counted
+        # An earlier EXEC of it was lost: that one may yet be what counted.
+        add = lose_exec(keyed_add(1, "k1", quota(5, C1)))
         await attempt(server, [add])
-        assert add.maybe_sent
+        assert add.exposure is Exposure.MAYBE_APPLIED
+
+    run(test)
+
+
+# ----- what each way an EXEC ends makes of the adds it carried -------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fault", "raised"),
+    [(LOST, RedisConnectionError), (STALL, RedisTimeoutError), (GARBLED, InvalidResponse)],
+)
+def test_an_exec_whose_reply_is_never_read_leaves_its_adds_maybe_applied(
+    fault: str, raised: type[Exception]
+) -> None:
+    """However the attempt ends without the reply (connection, timer, an unreadable reply), the
+    EXEC may have been applied: each add it carried says so, before the attempt raises."""
+
+    async def test() -> None:
+        server = ScriptedRedis()
+        server.plan(["ok", fault])
+        sole = make_add(1, "r1", deadline_in=0.2)
+        shared = keyed_add(2, "k1", deadline_in=0.2)
+        with pytest.raises(raised):
+            await attempt(server, [sole, shared])
+        assert [sole.exposure, shared.exposure] == [Exposure.MAYBE_APPLIED] * 2
+        assert not sole.exec_in_flight
+
+    run(test)
+
+
+def test_an_error_reply_to_a_resent_exec_leaves_the_earlier_lost_one_to_be_resolved() -> None:
+    async def test() -> None:
+        oom = "OOM command not allowed when used memory > 'maxmemory'"
+        server = ScriptedRedis()
+        server.plan(["ok", error(oom)])
+        add = lose_exec(make_add(1, "r1"))
+        result = await attempt(server, [add])
+        assert add.exposure is Exposure.MAYBE_APPLIED, "the error says nothing of the lost EXEC"
+        assert result.resolved == []
+        assert result.retry == [add], "back, to write a fence: the lost EXEC may still commit"
+        assert add.fencing
+
+    run(test)
+
+
+def test_a_maybe_applied_add_whose_record_is_absent_is_applied_by_a_later_attempt() -> None:
+    async def test() -> None:
+        server = ScriptedRedis()
+        server.plan([DROPPED])  # the WATCH round trip: nothing applied
+        add = lose_exec(make_add(3, "r1"))
+        with pytest.raises(RedisConnectionError):
+            await attempt(server, [add])
+        after_the_drop = add.exposure  # nothing was sent this time
+        result = await attempt(server, [add])
+        assert answers(result) == ["200"]
+        assert (after_the_drop, add.exposure) == (Exposure.MAYBE_APPLIED, Exposure.APPLIED)
+        assert server.get(SUM_KEY) == b"3"
 
     run(test)

@@ -154,7 +154,11 @@ def test_other_http_errors_keep_their_status_and_detail() -> None:
     teapot = HTTPException(418, "short and stout", {"X-Why": "tea"})
     response = asyncio.run(_http_error(Request(scope), teapot))
     assert (response.status_code, response.headers["x-why"]) == (418, "tea")
-    assert json.loads(bytes(response.body)) == {"error": "http_error", "message": "short and stout"}
+    # Any other HTTPException still answers a code of the one list (a 4xx: bad_request).
+    assert json.loads(bytes(response.body)) == {
+        "error": "bad_request",
+        "message": "short and stout",
+    }
 
 
 def test_python_dash_m_app_runs_one_uvicorn_node(monkeypatch: pytest.MonkeyPatch) -> None:

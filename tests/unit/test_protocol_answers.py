@@ -8,6 +8,7 @@ import re
 
 from starlette.types import Message, Scope
 
+from abacus.node.errors import ErrorCode
 from abacus.node.protocol_answers import (
     NODE_ID_KEY,
     OVERLOADED_MESSAGE,
@@ -22,7 +23,7 @@ FRESH_ID = re.compile(r"[0-9a-f]{32}")
 def test_a_raw_error_is_a_whole_json_response_that_closes() -> None:
     raw = raw_error(
         431,
-        "header_too_large",
+        ErrorCode.HEADER_TOO_LARGE,
         "too big",
         request_id="r-1",
         state={NODE_ID_KEY: "node-r"},

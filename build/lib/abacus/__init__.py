@@ -1,0 +1,1 @@
+"""Abacus: a distributed running-sum service, its local stack and its consistency checker."""

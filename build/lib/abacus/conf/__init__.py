@@ -1,0 +1,16 @@
+"""The configuration files every stack shares, in one place: the local stack reads them from here
+(they ship in the package), compose mounts them, and the image and Kubernetes use the same ones.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+CONF = Path(__file__).resolve().parent
+NGINX_MAIN_CONF = CONF / "nginx" / "nginx.conf"
+NGINX_TEMPLATE = CONF / "nginx" / "templates" / "abacus.conf.template"
+# Sourced by the official nginx image's entrypoint before it renders the template.
+NGINX_SECRET_SCRIPT = CONF / "nginx" / "abacus-balancer-secret.envsh"
+REDIS_CONF = CONF / "redis.conf"
+# Gunicorn's configuration is a module of the node package, loaded as `-c python:<module>`.
+GUNICORN_CONFIG = "python:abacus.node.gunicorn_conf"

@@ -1,0 +1,178 @@
+"""One client of the public API: a `requests.Session` and the rules for reading its answers.
+
+A client belongs to one thread (a Session is not meant to be shared). Every answer is
+classified the way the judge needs it:
+
+- 200: ok.
+- any other 4xx (the balancer's 429 `rate_limited` included) and 503 `unavailable`: failed,
+  certainly not applied.
+- the key budget's 429 `key_quota_exhausted` and 503 `key_store_full`: unknown. They say only
+  that *this request* did not add; another request with the same key (the balancer passing it on
+  after a node failed) may have, so asking again with the key tells.
+- 503 `outcome_unknown`, any other 5xx (502/504 from the balancer), a timeout after sending,
+  a dropped connection: unknown, it may or may not have been applied.
+- a connection that could not even be opened: failed, nothing was sent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from types import TracebackType
+from typing import Any
+
+import requests
+from urllib3.exceptions import ConnectTimeoutError
+
+from abacus.harness.decimals import parse_json, render
+from abacus.harness.history import Outcome
+
+JSON = "application/json"
+# Answers to a keyed add that leave its key's add open (the key budget's): never "failed".
+KEY_BUDGET_REFUSALS = frozenset({"key_quota_exhausted", "key_store_full"})
+
+
+class CannotRun(Exception):
+    """The check or benchmark cannot run at all (unreachable server, refused reset, ...)."""
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What one request produced."""
+
+    outcome: Outcome
+    status: int | None = None
+    value: Decimal | None = None  # new_sum of an add, sum of a read
+    node_id: str | None = None
+    error: str | None = None  # the body's error code, or the exception's name
+    message: str | None = None  # the body's message, or the exception's text
+    replayed: bool = False
+
+
+def classify(status: int, error: str | None) -> Outcome:
+    """The outcome of an answered request that did not carry a usable 200 body."""
+    if status == 200:
+        return Outcome.OK
+    if error in KEY_BUDGET_REFUSALS:
+        return Outcome.UNKNOWN
+    if 400 <= status < 500:
+        return Outcome.FAILED
+    if status == 503 and error == "unavailable":
+        return Outcome.FAILED
+    # 503 outcome_unknown, other 5xx, and anything unexpected may have been applied.
+    return Outcome.UNKNOWN
+
+
+def base_url(url: str) -> str:
+    return url.rstrip("/")
+
+
+class AbacusClient:
+    def __init__(self, url: str, *, timeout: float = 10.0) -> None:
+        self.url = base_url(url)
+        self.timeout = timeout
+        self.session = requests.Session()
+
+    def __enter__(self) -> AbacusClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.session.close()
+
+    def add(self, number: Decimal, *, key: str | None = None) -> Reply:
+        headers = {"Content-Type": JSON}
+        if key is not None:
+            headers["Idempotency-Key"] = key
+        # Rendered by hand: json.dumps would turn a Decimal into a float or refuse it.
+        body = f'{{"number": {render(number)}}}'.encode()
+        return self._call("POST", "/abacus/number", "new_sum", data=body, headers=headers)
+
+    def read(self) -> Reply:
+        return self._call("GET", "/abacus/sum", "sum")
+
+    def reset(self, token: str | None) -> Reply:
+        headers = {} if token is None else {"Authorization": f"Bearer {token}"}
+        return self._call("DELETE", "/abacus/sum", None, headers=headers)
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        field: str | None,
+        *,
+        data: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Reply:
+        try:
+            response = self.session.request(
+                method,
+                self.url + path,
+                data=data,
+                headers=headers,
+                timeout=self.timeout,
+                allow_redirects=False,
+            )
+        except requests.RequestException as exc:
+            return _failure(exc)
+        return _reply(response, field)
+
+
+def _failure(exc: requests.RequestException) -> Reply:
+    outcome = Outcome.FAILED if _never_sent(exc) else Outcome.UNKNOWN
+    return Reply(outcome, error=type(exc).__name__, message=str(exc))
+
+
+def _never_sent(exc: requests.RequestException) -> bool:
+    """True when the connection could not be opened, so the request never left."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    if isinstance(exc, requests.ConnectionError):
+        reason = getattr(exc.args[0], "reason", None) if exc.args else None
+        # urllib3's NewConnectionError (refused, unresolvable) is a ConnectTimeoutError.
+        return isinstance(reason, ConnectTimeoutError)
+    return False
+
+
+def _reply(response: requests.Response, field: str | None) -> Reply:
+    body = _body(response)
+    error = body.get("error") if body else None
+    node = response.headers.get("X-Node-Id") or (body.get("node_id") if body else None)
+    replayed = response.headers.get("Idempotent-Replayed", "").lower() == "true"
+    common: dict[str, Any] = {
+        "status": response.status_code,
+        "node_id": node if isinstance(node, str) else None,
+        "error": error if isinstance(error, str) else None,
+        "message": _message(body, response),
+        "replayed": replayed,
+    }
+    if response.status_code == 200:
+        value = body.get(field) if body and field else None
+        if field is None or isinstance(value, Decimal):
+            return Reply(Outcome.OK, value=value, **common)
+        # A 200 without a usable number: it happened, but we cannot tell where it landed.
+        return Reply(Outcome.UNKNOWN, **{**common, "error": f"200 without a numeric {field}"})
+    return Reply(classify(response.status_code, common["error"]), **common)
+
+
+def _body(response: requests.Response) -> dict[str, Any] | None:
+    try:
+        body = parse_json(response.text)
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def _message(body: dict[str, Any] | None, response: requests.Response) -> str | None:
+    if body and isinstance(body.get("message"), str):
+        return str(body["message"])
+    if response.status_code == 200:
+        return None
+    return response.text[:200] or response.reason

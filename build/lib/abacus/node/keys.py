@@ -1,0 +1,37 @@
+"""The Redis key layout, in one place: every key Abacus writes lives next to the sum it serves.
+
+    <sum>                     the sum, a decimal string
+    <sum>:idem:<key>          the commit record of a client's Idempotency-Key (its first response)
+                              or its fence ("refused for good"); ABACUS_IDEMPOTENCY_TTL_S
+    <sum>:retry:<request id>  the same for the balancer's implicit retry key; ABACUS_RETRY_KEY_TTL_S
+    <sum>:op:<commit id>      the record of a keyless add nobody else carries, kept only to learn
+                              the outcome of a lost EXEC (deadline + grace + a minute)
+    <sum>:quota:<client>      how many new Idempotency-Key records a client made in its window
+    <sum>:health:<node id>    each node's health probe write (60 s)
+
+A fence is not a key of its own: it is written under the add's record key (records.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class KeyLayout:
+    sum: str
+
+    def idempotency(self, key: str) -> str:
+        return f"{self.sum}:idem:{key}"
+
+    def retry(self, request_id: str) -> str:
+        return f"{self.sum}:retry:{request_id}"
+
+    def own_record(self, commit_id: str) -> str:
+        return f"{self.sum}:op:{commit_id}"
+
+    def quota(self, client: str) -> str:
+        return f"{self.sum}:quota:{client}"
+
+    def health(self, node_id: str) -> str:
+        return f"{self.sum}:health:{node_id}"

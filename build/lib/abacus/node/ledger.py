@@ -1,0 +1,319 @@
+"""One optimistic transaction over the sum: WATCH / GET / MULTI / SET / EXEC for a batch of adds.
+
+Every attempt is safe to repeat. It reads the commit record of each add it carries under the same
+WATCH as the sum, so an add whose earlier EXEC did reach Redis (the reply was lost) is recognised
+and never applied twice. The sum is always written, even when the batch adds 0: that write makes
+any older, still-unanswered EXEC of the same add fail its WATCH.
+
+An add this attempt will not apply (past its deadline, or out of range) is answered at once when
+nothing else can carry it; otherwise the transaction writes a fence record under its key in
+place of the add (`pending_add` decides which; `records` has the format).
+
+The key budget is decided here too, from what the same round trip read: a client-keyed add that
+would make a new record is answered at once (no record, no fence) when its client's quota counter
+(`key_quota`) plus the batch's earlier new records reaches the quota, or when the key store is
+nearly full (`memory_watch`, passed in as `store_full`); the counters of the records the EXEC
+writes (applies and fences alike) are counted in the same EXEC. Replays, keyless adds and the
+balancer's retry keys are never refused by it.
+
+The commands go over one connection (the commit lane's), in two round trips, so that it is plain
+when an EXEC has been sent; redis-py's pipeline reports a failed EXEC as a WatchError, the same
+as a conflict. The pool's connections have no per-command timeout: each round trip is bounded as
+a whole (`ROUNDTRIP_TIMEOUT_S`), which costs one timer instead of one per reply.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from redis.asyncio.connection import Connection
+from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from abacus.node import amounts, records, resp
+from abacus.node.errors import ApiError, key_store_full, out_of_time, unavailable
+from abacus.node.key_quota import Quota
+from abacus.node.pending_add import Committed, Outcome, PendingAdd
+from abacus.node.redis_pool import SOCKET_TIMEOUT_S
+
+ROUNDTRIP_TIMEOUT_S = SOCKET_TIMEOUT_S
+
+
+@dataclass
+class AttemptResult:
+    resolved: list[tuple[PendingAdd, Outcome]] = field(default_factory=list)
+    # Adds that must be tried again: the EXEC met a conflict, or Redis refused it while an
+    # earlier EXEC of the same add may still have counted.
+    retry: list[PendingAdd] = field(default_factory=list)
+    # Adds applied by this transaction (0 unless it committed).
+    committed: int = 0
+
+
+@dataclass
+class _Plan:
+    total: Decimal
+    # (add, its response body): applied if the EXEC commits.
+    applies: list[tuple[PendingAdd, str]] = field(default_factory=list)
+    # Refused adds whose fence record this EXEC writes.
+    fences: list[PendingAdd] = field(default_factory=list)
+    # New client-keyed records this EXEC writes, by the quota they count against.
+    charges: dict[Quota, int] = field(default_factory=dict)
+
+
+@dataclass
+class _Counters:
+    """The quota counters of a batch's clients, as read under the WATCH."""
+
+    # Records counted so far in each client's window; the plan adds the ones it will write.
+    counted: dict[str, int] = field(default_factory=dict)
+    # Milliseconds left in each window (Redis's PTTL), for the 429's Retry-After.
+    window_left_ms: dict[str, int] = field(default_factory=dict)
+
+
+def timestamp() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+async def attempt(
+    connection: Connection,
+    sum_key: str,
+    node_id: str,
+    adds: Sequence[PendingAdd],
+    *,
+    store_full: bool = False,
+) -> AttemptResult:
+    """Try once to commit `adds` (distinct record keys) in one transaction over `connection`;
+    `store_full`: the key store's memory budget pauses new client keys.
+
+    Each round trip waits at most ROUNDTRIP_TIMEOUT_S, and never past the moment an add must be
+    decided (reading) or answered (waiting for an EXEC's reply), so that every add is answered by
+    its deadline plus the resolve grace whatever Redis does.
+
+    Raises redis' ConnectionError / TimeoutError when Redis cannot be reached; then `maybe_sent`
+    tells which adds may have been applied. An error reply (out of memory, read-only replica, ...)
+    applies nothing. Whenever the attempt does not end cleanly the connection is closed (replies
+    may still be on their way); redis-py opens it again on the next use.
+    """
+    result = AttemptResult()
+    ambiguous_before = {add.commit_id for add in adds if add.maybe_sent}
+    clean = False
+    try:
+        read_by = min(add.decide_by for add in adds)
+        total, found, counters = await _watch_and_read(connection, sum_key, adds, read_by)
+        # The deadline is checked here, after the WATCH reply and right before the EXEC is
+        # written (nothing below yields to the event loop until the write).
+        plan = _plan(total, adds, found, node_id, result, counters=counters, store_full=store_full)
+        if plan.applies or plan.fences:
+            await _execute(connection, sum_key, plan, result, min(a.answer_by for a in adds))
+            # A conflict (a nil EXEC reply): Redis discarded the whole transaction, so each add is
+            # as maybe-sent as before it (an earlier lost EXEC of it may be what conflicted).
+            # Left set, a plain conflict would call for fences and let adds past the key budget.
+            for add in result.retry:
+                add.maybe_sent = add.commit_id in ambiguous_before
+        else:
+            await _roundtrip(connection, [("UNWATCH",)], read_by)
+        clean = True
+        return result
+    except ResponseError as exc:
+        _refused(exc, adds, ambiguous_before, result)
+        return result
+    finally:
+        if not clean:
+            await connection.disconnect()
+
+
+async def _roundtrip(
+    connection: Connection, commands: list[resp.Command], wait_until: float | None
+) -> list[Any]:
+    """Send `commands` in one write and read every reply; an error reply raises ResponseError."""
+    limit = bounded_wait(ROUNDTRIP_TIMEOUT_S, wait_until)
+    try:
+        async with asyncio.timeout(limit):
+            await connection.send_packed_command(resp.pack(commands), check_health=False)
+            # inf: no timer per reply (the block has one); redis-py's None would mean its own.
+            return [await connection.read_response(timeout=math.inf) for _ in commands]
+    except TimeoutError:
+        raise RedisTimeoutError(f"no reply from Redis within {limit:.3f} s") from None
+
+
+def bounded_wait(longest: float, wait_until: float | None) -> float:
+    """`longest`, or less so as to end by `wait_until` (loop time); never zero, so that a wait
+    that is due at once still fails as a timeout rather than not starting."""
+    if wait_until is None:
+        return longest
+    return max(0.001, min(longest, wait_until - asyncio.get_running_loop().time()))
+
+
+async def _watch_and_read(
+    connection: Connection,
+    sum_key: str,
+    adds: Sequence[PendingAdd],
+    wait_until: float | None,
+) -> tuple[Decimal, list[bytes | None], _Counters]:
+    keys = [add.record_key for add in adds]
+    commands: list[resp.Command] = [("WATCH", sum_key), ("GET", sum_key), ("MGET", *keys)]
+    # The counters of the batch's clients, in the same round trip: no quota costs a round trip.
+    # Not watched: every transaction that counts into them also writes the watched sum.
+    quota_keys = list(dict.fromkeys(a.quota.counter_key for a in adds if a.quota is not None))
+    if quota_keys:
+        commands.append(("MGET", *quota_keys))
+        commands += [("PTTL", key) for key in quota_keys]
+    _, raw_sum, found, *quota_replies = await _roundtrip(connection, commands, wait_until)
+    counters = _Counters()
+    if quota_keys:
+        counts, *windows = quota_replies
+        for key, count, window_left_ms in zip(quota_keys, counts, windows, strict=True):
+            counters.counted[key] = int(count or 0)
+            counters.window_left_ms[key] = int(window_left_ms)
+    return amounts.parse_stored(raw_sum), found, counters
+
+
+def _plan(
+    total: Decimal,
+    adds: Sequence[PendingAdd],
+    found: list[bytes | None],
+    node_id: str,
+    result: AttemptResult,
+    *,
+    counters: _Counters | None = None,
+    store_full: bool = False,
+) -> _Plan:
+    """Resolve the adds already decided, refuse those the key budget will not take or that are
+    out of time or out of range (fencing them where needed); the rest get their running total and
+    response body."""
+    now = asyncio.get_running_loop().time()
+    stamp_and_node = f'"timestamp": "{timestamp()}", "node_id": {json.dumps(node_id)}}}'
+    plan = _Plan(total)
+    counters = counters or _Counters()
+    for add, record in zip(adds, found, strict=True):
+        if record is not None:
+            result.resolved.append((add, add.outcome_of_record(record)))
+            continue
+        over_budget = _over_budget(add, counters, store_full)
+        if over_budget is not None:
+            answer = add.refuse_for_budget(over_budget)
+            if answer is not None:
+                result.resolved.append((add, answer))
+                continue
+        if not add.fencing:
+            if now >= add.deadline:
+                refusal = out_of_time()
+            else:
+                try:
+                    plan.total = amounts.add(plan.total, add.number)
+                except amounts.OutOfBounds:
+                    refusal = _out_of_range()
+                else:
+                    # The response body, as json_body.encode would write it, built directly:
+                    # this runs for every add of every attempt.
+                    body = (
+                        f'{{"new_sum": {amounts.render(plan.total)}, "added": {add.added}, '
+                        f"{stamp_and_node}"
+                    )
+                    plan.applies.append((add, body))
+                    _charge(plan, add, counters)
+                    continue
+            answer = add.refuse(refusal, now)
+            if answer is not None:
+                result.resolved.append((add, answer))
+                continue
+        plan.fences.append(add)
+        _charge(plan, add, counters)
+    return plan
+
+
+def _over_budget(add: PendingAdd, counters: _Counters, store_full: bool) -> ApiError | None:
+    """Why the key budget will not take this add's new record, if it will not. Only a client's
+    keys are bounded: the balancer's retry keys and keyless adds' records live minutes, bounded
+    by throughput, and must keep working while keys are paused."""
+    if not add.client_key:
+        return None
+    quota = add.quota
+    if quota is not None and counters.counted[quota.counter_key] >= quota.limit:
+        return quota.exhausted(counters.window_left_ms[quota.counter_key])
+    if store_full:
+        return key_store_full()
+    return None
+
+
+def _charge(plan: _Plan, add: PendingAdd, counters: _Counters) -> None:
+    """Count a new client-keyed record this EXEC writes (a fence is a record too)."""
+    if add.quota is not None:
+        counters.counted[add.quota.counter_key] += 1
+        plan.charges[add.quota] = plan.charges.get(add.quota, 0) + 1
+
+
+async def _execute(
+    connection: Connection,
+    sum_key: str,
+    plan: _Plan,
+    result: AttemptResult,
+    wait_until: float | None,
+) -> None:
+    # The sum is written even when it does not change: every pending EXEC that read it fails.
+    commands: list[resp.Command] = [("MULTI",), ("SET", sum_key, amounts.render(plan.total))]
+    for add, body in plan.applies:
+        value = records.committed(add.commit_id, body)
+        commands.append(("SET", add.record_key, value, "EX", add.record_ttl_s))
+        add.maybe_sent = True
+    for add in plan.fences:
+        value = records.fence(add.commit_id, add.added)
+        commands.append(("SET", add.record_key, value, "EX", add.record_ttl_s))
+        add.maybe_sent = True
+    for quota, count in plan.charges.items():
+        # A client's window starts with its first new record and lasts one record lifetime:
+        # made with that TTL when absent (NX), never stretched by later records.
+        commands.append(("SET", quota.counter_key, 0, "EX", quota.window_s, "NX"))
+        commands.append(("INCRBY", quota.counter_key, count))
+    commands.append(("EXEC",))
+    replies = (await _roundtrip(connection, commands, wait_until))[-1]
+    if replies is None:
+        result.retry = [add for add, _ in plan.applies] + plan.fences
+        return
+    result.resolved += [(add, Committed(body, replayed=False)) for add, body in plan.applies]
+    for add in plan.fences:
+        assert add.refusal is not None
+        result.resolved.append((add, add.refusal))
+    result.committed = len(plan.applies)
+
+
+def _refused(
+    exc: ResponseError,
+    adds: Sequence[PendingAdd],
+    ambiguous_before: set[str],
+    result: AttemptResult,
+) -> None:
+    """Redis answered with an error: nothing of this attempt was applied, and a fence would be
+    refused the same way."""
+    reason = f"Redis refused the write ({exc})"
+    now = asyncio.get_running_loop().time()
+    done = {add.commit_id for add, _ in result.resolved}
+    for add in adds:
+        if add.commit_id in done:
+            continue
+        # Still ambiguous only if an earlier EXEC of it was lost: keep resolving that one.
+        add.maybe_sent = add.commit_id in ambiguous_before
+        if add.fencing:
+            result.resolved.append((add, add.fence_not_written(reason)))
+            continue
+        answer = add.refuse(unavailable(f"{reason}; nothing was changed"), now)
+        if answer is not None:
+            result.resolved.append((add, answer))
+        else:
+            result.retry.append(add)
+
+
+def _out_of_range() -> ApiError:
+    return ApiError(
+        422,
+        "sum_out_of_range",
+        "this add would take the sum out of bounds (absolute value below 10^30, at most 18 "
+        "digits after the decimal point); nothing was changed",
+    )

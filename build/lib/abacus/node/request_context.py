@@ -1,0 +1,84 @@
+"""ASGI middleware around the whole app: request id, node id, access log, metrics, no tracebacks.
+
+Pure ASGI rather than Starlette's BaseHTTPMiddleware, which runs the endpoint in a task of its own
+and costs a hot path that must stay cheap.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.requests import ClientDisconnect
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from abacus.node import metrics
+from abacus.node.errors import ErrorCode, error_response
+from abacus.node.logging_config import REQUEST_ID
+from abacus.node.request_ids import request_id_for
+
+access_log = logging.getLogger("abacus.access")
+error_log = logging.getLogger("abacus.error")
+
+CLIENT_GONE = 499
+
+
+class RequestContextMiddleware:
+    def __init__(self, app: ASGIApp, node_id: str, known_paths: frozenset[str]) -> None:
+        self.app = app
+        self.node_id = node_id
+        # Metric labels: the app's own paths, anything else as "other" (bounded cardinality).
+        self.known_paths = known_paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = request_id_for(Headers(scope=scope).get("x-request-id", ""))
+        token = REQUEST_ID.set(request_id)
+        state = scope.setdefault("state", {})
+        started = time.perf_counter()
+        status = 500
+        response_started = False
+
+        async def send_with_ids(message: Message) -> None:
+            nonlocal status, response_started
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                response_started = True
+                headers = MutableHeaders(scope=message)
+                headers["X-Node-Id"] = self.node_id
+                headers["X-Request-ID"] = request_id
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_ids)
+        except ClientDisconnect:
+            # The client left (or the node cut its stalled body) before its request had arrived:
+            # nothing to answer, and no fault of the node's. 499 is nginx's word for it.
+            status = CLIENT_GONE
+        except Exception:
+            error_log.exception("unhandled error in %s %s", scope["method"], scope["path"])
+            if not response_started:
+                response = error_response(500, ErrorCode.INTERNAL_ERROR, "internal error")
+                await response(scope, receive, send_with_ids)
+        finally:
+            duration = time.perf_counter() - started
+            route = scope["path"] if scope["path"] in self.known_paths else "other"
+            metrics.REQUESTS.labels(route, scope["method"], str(status)).inc()
+            metrics.REQUEST_SECONDS.labels(route).observe(duration)
+            access_log.info(
+                "%s %s %s",
+                scope["method"],
+                scope["path"],
+                status,
+                extra={
+                    "method": scope["method"],
+                    "path": scope["path"],
+                    "status": status,
+                    "duration_ms": round(duration * 1000, 3),
+                    **state.get("log_fields", {}),
+                },
+            )
+            REQUEST_ID.reset(token)
