@@ -196,9 +196,7 @@ def _pick_driver(use_wrk: bool, threads: int, warnings: list[str]) -> tuple[Driv
     wrk = find_wrk() if use_wrk else None
     if wrk is not None:
         return (lambda load: run_wrk(load, wrk=wrk, threads=threads)), wrk_version(wrk)
-    reason = (
-        "wrk not found (apt-get install wrk, or brew install wrk)" if use_wrk else "wrk disabled"
-    )
+    reason = "wrk not found (apt-get install wrk)" if use_wrk else "wrk disabled"
     warnings.append(
         f"{reason}: using the Python load generator, whose own overhead caps what it can "
         "measure; compare its numbers only with each other"

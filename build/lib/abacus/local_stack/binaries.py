@@ -8,11 +8,11 @@ from pathlib import Path
 from abacus.local_stack.errors import StackError
 
 PACKAGES = {
-    "redis-server": "redis-server (apt-get install redis-server; macOS: brew install redis)",
-    "nginx": "nginx-light (apt-get install nginx-light; macOS: brew install nginx)",
+    "redis-server": "redis-server (apt-get install redis-server)",
+    "nginx": "nginx-light (apt-get install nginx-light)",
 }
 # Debian puts nginx in /usr/sbin, which is not on every user's PATH.
-EXTRA_DIRS = ("/usr/sbin", "/usr/local/sbin", "/opt/homebrew/bin")
+EXTRA_DIRS = ("/usr/sbin", "/usr/local/sbin")
 
 
 def find(name: str) -> str | None:

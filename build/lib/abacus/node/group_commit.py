@@ -9,6 +9,10 @@ its own `new_sum`: the running total in queue order.
 `max_batch=1` keeps one transaction per request (each add its own lane), for comparison.
 
 The lanes run as tasks of their own: a request that goes away never cancels an EXEC in flight.
+
+A lane decides nothing about an add's answer: it tells each add how every attempt that carried it
+ended (`redis_reached`, `redis_unreachable`) and asks it between attempts what is due
+(`check_time`); `pending_add` holds those rules.
 """
 
 from __future__ import annotations
@@ -145,15 +149,14 @@ class _Lane:
             return list(batch), True
         except Exception:
             # A bug must not strand the batch: its adds go back and still meet their deadlines.
+            # It says nothing of whether Redis can be reached, so no outage starts or ends; what
+            # an EXEC it interrupted may have done, the ledger has already reported.
             log.exception("commit attempt failed unexpectedly")
-            for add in batch:
-                add.redis_failed = True
             return list(batch), True
         if result.committed:
             metrics.BATCH_SIZE.observe(result.committed)
         for add in batch:
-            add.redis_failed = False
-            add.unreachable_since = None
+            add.redis_reached()
         if result.retry:
             metrics.CONFLICTS.inc()
             for add in result.retry:
@@ -168,11 +171,9 @@ class _Lane:
 
     def _unreachable(self, exc: Exception, batch: list[PendingAdd]) -> None:
         metrics.REDIS_ERRORS.labels("commit").inc()
-        ambiguous = [add for add in batch if add.maybe_sent]
+        ambiguous = [add for add in batch if add.may_be_in_redis]
         if ambiguous:
             metrics.AMBIGUOUS_COMMITS.inc()
-        for add in ambiguous:
-            add.was_ambiguous = True
         log.warning(
             "commit attempt failed: %s: %s",
             type(exc).__name__,
@@ -182,11 +183,9 @@ class _Lane:
         now = asyncio.get_running_loop().time()
         # Refused or reset: Redis is gone, say so soon. A timeout may be a stall (a pause,
         # a slow fsync) that ends before the deadline: keep trying until then.
-        gone = not isinstance(exc, RedisTimeoutError)
+        stalled = isinstance(exc, RedisTimeoutError)
         for add in batch:
-            add.redis_failed = True
-            if gone:
-                add.unreachable_since = add.unreachable_since or now
+            add.redis_unreachable(now, stalled=stalled)
 
     def _expire(self, now: float) -> None:
         """Answer the adds whose time ran out, as `PendingAdd.check_time` rules."""

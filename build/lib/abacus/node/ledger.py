@@ -20,6 +20,9 @@ The commands go over one connection (the commit lane's), in two round trips, so 
 when an EXEC has been sent; redis-py's pipeline reports a failed EXEC as a WatchError, the same
 as a conflict. The pool's connections have no per-command timeout: each round trip is bounded as
 a whole (`ROUNDTRIP_TIMEOUT_S`), which costs one timer instead of one per reply.
+
+Each add is told of every EXEC that carries it and of how that EXEC ended (`PendingAdd.exec_sent`
+and the four endings): all `pending_add` needs to know of what Redis may hold of it.
 """
 
 from __future__ import annotations
@@ -29,7 +32,6 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -38,10 +40,17 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from abacus.node import amounts, records, resp
-from abacus.node.errors import ApiError, key_store_full, out_of_time, unavailable
+from abacus.node.errors import (
+    ApiError,
+    key_store_full,
+    out_of_time,
+    sum_out_of_range,
+    unavailable,
+)
 from abacus.node.key_quota import Quota
 from abacus.node.pending_add import Committed, Outcome, PendingAdd
 from abacus.node.redis_pool import SOCKET_TIMEOUT_S
+from abacus.node.timestamps import timestamp
 
 ROUNDTRIP_TIMEOUT_S = SOCKET_TIMEOUT_S
 
@@ -77,10 +86,6 @@ class _Counters:
     window_left_ms: dict[str, int] = field(default_factory=dict)
 
 
-def timestamp() -> str:
-    return datetime.now(UTC).isoformat()
-
-
 async def attempt(
     connection: Connection,
     sum_key: str,
@@ -96,13 +101,15 @@ async def attempt(
     decided (reading) or answered (waiting for an EXEC's reply), so that every add is answered by
     its deadline plus the resolve grace whatever Redis does.
 
-    Raises redis' ConnectionError / TimeoutError when Redis cannot be reached; then `maybe_sent`
-    tells which adds may have been applied. An error reply (out of memory, read-only replica, ...)
-    applies nothing. Whenever the attempt does not end cleanly the connection is closed (replies
-    may still be on their way); redis-py opens it again on the next use.
+    Every EXEC it sends is reported to the adds it carries (`PendingAdd.exec_sent`) and so is
+    how it ended, before this returns or raises: applied, discarded (a conflict), refused (an
+    error reply: out of memory, read-only replica, ...; nothing applied) or, on any other way
+    out, its reply lost. Raises redis' ConnectionError / TimeoutError when Redis cannot be
+    reached; then the adds' `exposure` tells which may have been applied. Whenever the attempt
+    does not end cleanly the connection is closed (replies may still be on their way); redis-py
+    opens it again on the next use.
     """
     result = AttemptResult()
-    ambiguous_before = {add.commit_id for add in adds if add.maybe_sent}
     clean = False
     try:
         read_by = min(add.decide_by for add in adds)
@@ -112,20 +119,20 @@ async def attempt(
         plan = _plan(total, adds, found, node_id, result, counters=counters, store_full=store_full)
         if plan.applies or plan.fences:
             await _execute(connection, sum_key, plan, result, min(a.answer_by for a in adds))
-            # A conflict (a nil EXEC reply): Redis discarded the whole transaction, so each add is
-            # as maybe-sent as before it (an earlier lost EXEC of it may be what conflicted).
-            # Left set, a plain conflict would call for fences and let adds past the key budget.
-            for add in result.retry:
-                add.maybe_sent = add.commit_id in ambiguous_before
         else:
             await _roundtrip(connection, [("UNWATCH",)], read_by)
         clean = True
         return result
     except ResponseError as exc:
-        _refused(exc, adds, ambiguous_before, result)
+        _refused(exc, adds, result)
         return result
     finally:
         if not clean:
+            # The connection failed, a wait ran out, or a bug: an EXEC sent and not answered may
+            # have been applied (or may yet be). Its reply will never be read on this connection.
+            for add in adds:
+                if add.exec_in_flight:
+                    add.exec_reply_lost()
             await connection.disconnect()
 
 
@@ -209,7 +216,7 @@ def _plan(
                 try:
                     plan.total = amounts.add(plan.total, add.number)
                 except amounts.OutOfBounds:
-                    refusal = _out_of_range()
+                    refusal = sum_out_of_range()
                 else:
                     # The response body, as json_body.encode would write it, built directly:
                     # this runs for every add of every attempt.
@@ -262,21 +269,27 @@ async def _execute(
     for add, body in plan.applies:
         value = records.committed(add.commit_id, body)
         commands.append(("SET", add.record_key, value, "EX", add.record_ttl_s))
-        add.maybe_sent = True
     for add in plan.fences:
         value = records.fence(add.commit_id, add.added)
         commands.append(("SET", add.record_key, value, "EX", add.record_ttl_s))
-        add.maybe_sent = True
     for quota, count in plan.charges.items():
         # A client's window starts with its first new record and lasts one record lifetime:
         # made with that TTL when absent (NX), never stretched by later records.
         commands.append(("SET", quota.counter_key, 0, "EX", quota.window_s, "NX"))
         commands.append(("INCRBY", quota.counter_key, count))
     commands.append(("EXEC",))
+    carried = [add for add, _ in plan.applies] + plan.fences
+    # Reported before the write: from here on the EXEC may reach Redis whatever happens next.
+    for add in carried:
+        add.exec_sent()
     replies = (await _roundtrip(connection, commands, wait_until))[-1]
     if replies is None:
-        result.retry = [add for add, _ in plan.applies] + plan.fences
+        for add in carried:
+            add.exec_discarded()
+        result.retry = carried
         return
+    for add in carried:
+        add.exec_applied()
     result.resolved += [(add, Committed(body, replayed=False)) for add, body in plan.applies]
     for add in plan.fences:
         assert add.refusal is not None
@@ -284,22 +297,20 @@ async def _execute(
     result.committed = len(plan.applies)
 
 
-def _refused(
-    exc: ResponseError,
-    adds: Sequence[PendingAdd],
-    ambiguous_before: set[str],
-    result: AttemptResult,
-) -> None:
+def _refused(exc: ResponseError, adds: Sequence[PendingAdd], result: AttemptResult) -> None:
     """Redis answered with an error: nothing of this attempt was applied, and a fence would be
     refused the same way."""
+    for add in adds:
+        if add.exec_in_flight:
+            # Still maybe applied only if an earlier EXEC of it was lost: that one is still to be
+            # resolved, by its record or a fence.
+            add.exec_refused()
     reason = f"Redis refused the write ({exc})"
     now = asyncio.get_running_loop().time()
     done = {add.commit_id for add, _ in result.resolved}
     for add in adds:
         if add.commit_id in done:
             continue
-        # Still ambiguous only if an earlier EXEC of it was lost: keep resolving that one.
-        add.maybe_sent = add.commit_id in ambiguous_before
         if add.fencing:
             result.resolved.append((add, add.fence_not_written(reason)))
             continue
@@ -308,12 +319,3 @@ def _refused(
             result.resolved.append((add, answer))
         else:
             result.retry.append(add)
-
-
-def _out_of_range() -> ApiError:
-    return ApiError(
-        422,
-        "sum_out_of_range",
-        "this add would take the sum out of bounds (absolute value below 10^30, at most 18 "
-        "digits after the decimal point); nothing was changed",
-    )
