@@ -1,1 +1,0 @@
-"""Abacus: a distributed running sum served by stateless Starlette nodes over one Redis key."""
