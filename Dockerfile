@@ -1,6 +1,6 @@
 # The Abacus node image: Gunicorn managing Uvicorn workers, with the same Gunicorn configuration
 # (abacus/node/gunicorn_conf.py) and package as the local stack. Built by `docker compose up
-# --build` (service node1).
+# --build` (service node), and loaded into a Kubernetes cluster by scripts/kind_smoke.sh.
 
 # Both stages use the same base, so the venv built in the first runs unchanged in the second.
 ARG PYTHON_IMAGE=python:3.13-slim-trixie

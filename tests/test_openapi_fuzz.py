@@ -80,7 +80,7 @@ operations = st.one_of(
     ),
     st.tuples(
         st.sampled_from(["GET", "POST"]),
-        st.sampled_from(["/health", "/openapi.json", "/nope"]),
+        st.sampled_from(["/health", "/livez", "/openapi.json", "/nope"]),
         st.just(""),
         st.just(""),
         st.none(),

@@ -29,6 +29,8 @@ CONFIGURATION = (
     "abacus/conf/nginx/nginx.conf",
     "abacus/conf/nginx/templates/abacus.conf.template",
     "abacus/conf/nginx/abacus-balancer-secret.envsh",
+    "abacus/conf/nginx/abacus-resolver.envsh",
+    "abacus/conf/redis-container.sh",
     "abacus/node/gunicorn_conf.py",
 )
 

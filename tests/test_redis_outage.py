@@ -65,6 +65,28 @@ def test_redis_stopped_then_started(make_stack: StackFactory) -> None:
         assert processes.is_alive(stack.processes[name]), f"{name} recovered without a restart"
 
 
+def test_liveness_answers_while_redis_and_the_nodes_are_down(make_stack: StackFactory) -> None:
+    """/livez is what an orchestrator restarts a process on (Kubernetes' liveness probe): a node's
+    must not follow Redis, or a Redis outage would restart every node; the balancer's must not
+    follow the nodes."""
+    stack = make_stack(nodes=1)
+    node = Api(f"http://127.0.0.1:{stack.config.node_port}")
+    balancer = Api(stack.config.url)
+    stack.redis("stop")
+    assert node.request("GET", "/health").status == 503
+    live = node.request("GET", "/livez")
+    assert live.status == 200
+    assert live.body == {"status": "alive", "node_id": "node-1"}
+    assert live.headers["X-Node-Id"] == "node-1"
+
+    processes.stop(stack.processes["node-1"], signal.SIGTERM, 30)
+    assert balancer.request("GET", "/abacus/sum").status == 502, "no node is left"
+    own = balancer.request("GET", "/livez")
+    assert own.status == 200
+    assert own.body == {"status": "alive"}
+    assert "X-Node-Id" not in own.headers, "nginx answered it, no node"
+
+
 def test_node_starts_while_redis_is_down_and_recovers(tmp_path: Path) -> None:
     redis_port, node_port = free_ports(2)
     env = {

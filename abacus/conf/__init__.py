@@ -9,8 +9,13 @@ from pathlib import Path
 CONF = Path(__file__).resolve().parent
 NGINX_MAIN_CONF = CONF / "nginx" / "nginx.conf"
 NGINX_TEMPLATE = CONF / "nginx" / "templates" / "abacus.conf.template"
-# Sourced by the official nginx image's entrypoint before it renders the template.
+# Sourced by the official nginx image's entrypoint before it renders the template (compose and
+# Kubernetes): the `resolver` for the nodes' names, and the balancer's secret.
+NGINX_RESOLVER_SCRIPT = CONF / "nginx" / "abacus-resolver.envsh"
 NGINX_SECRET_SCRIPT = CONF / "nginx" / "abacus-balancer-secret.envsh"
 REDIS_CONF = CONF / "redis.conf"
+# Starts Redis with REDIS_CONF and the password from its secret, and pings it (compose and
+# Kubernetes); the local stack starts its Redis without a password and without this script.
+REDIS_CONTAINER_SCRIPT = CONF / "redis-container.sh"
 # Gunicorn's configuration is a module of the node package, loaded as `-c python:<module>`.
 GUNICORN_CONFIG = "python:abacus.node.gunicorn_conf"

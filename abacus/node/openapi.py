@@ -157,6 +157,17 @@ DOCUMENT: dict[str, Any] = {
                 },
             }
         },
+        "/livez": {
+            "get": {
+                "summary": "Whether the process that answers is alive; it never asks Redis. "
+                "Through the balancer nginx answers it itself, without node_id (the balancer "
+                "is alive); on a node the node answers, with its node_id",
+                "responses": {
+                    "200": _ok("Alive", "Livez"),
+                    **COMMON_ERRORS,
+                },
+            }
+        },
         "/metrics": {
             "get": {
                 "summary": "Prometheus metrics of one node (not served by the balancer)",
@@ -262,6 +273,18 @@ DOCUMENT: dict[str, Any] = {
                     "memory_used_ratio",
                     "keyed_adds",
                 ],
+                "additionalProperties": False,
+            },
+            "Livez": {
+                "type": "object",
+                "properties": {
+                    "status": {"const": "alive"},
+                    "node_id": {
+                        **NODE_ID,
+                        "description": "The node that answered; absent when the balancer did",
+                    },
+                },
+                "required": ["status"],
                 "additionalProperties": False,
             },
             "Error": {

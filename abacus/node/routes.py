@@ -1,4 +1,4 @@
-"""The API's endpoints: add a number, read the sum, reset it, health, metrics."""
+"""The API's endpoints: add a number, read the sum, reset it, health, liveness, metrics."""
 
 from __future__ import annotations
 
@@ -243,6 +243,14 @@ async def health(request: Request) -> Response:
     return json_response(body)
 
 
+async def livez(request: Request) -> Response:
+    """Whether this process serves HTTP, and nothing else: it never asks Redis. An orchestrator
+    restarts what fails its liveness check, and restarting every node because Redis is down
+    would only add a stampede to the outage (the nodes answer 503 themselves meanwhile)."""
+    settings: Settings = request.app.state.settings
+    return json_response({"status": "alive", "node_id": settings.node_id})
+
+
 def _keyed_adds(memory: MemoryWatch) -> str:
     """Whether this worker takes new Idempotency-Keys, or pauses them (the key store's budget)."""
     return "paused" if memory.paused else "accepted"
@@ -265,6 +273,7 @@ ROUTES = [
     Route("/abacus/number", add_number, methods=["POST"]),
     Route("/abacus/sum", sum_endpoint, methods=["GET", "DELETE"]),
     Route("/health", health, methods=["GET"]),
+    Route("/livez", livez, methods=["GET"]),
     Route("/metrics", prometheus_metrics, methods=["GET"]),
     Route("/openapi.json", openapi_document, methods=["GET"]),
 ]

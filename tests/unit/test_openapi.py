@@ -77,6 +77,7 @@ EXCHANGES: list[tuple[str, str, dict[str, Any], int]] = [
     ("DELETE", "/abacus/sum", {}, 401),
     ("DELETE", "/abacus/sum", {"headers": {"Authorization": "Bearer no"}}, 403),
     ("GET", "/health", {}, 200),
+    ("GET", "/livez", {}, 200),
     ("GET", "/nowhere", {}, 404),
     ("GET", "/openapi.json", {}, 200),
 ]
@@ -105,6 +106,12 @@ def test_redis_down_responses_fit_the_document(
     reply = make_client(server=down).request(method, path)
     assert_documented(reply, method, path, 503)
     assert reply.headers["retry-after"] == "1"
+
+
+def test_livez_with_redis_down_fits_the_document(make_client: ClientFactory) -> None:
+    down = FakeServer()
+    down.connected = False
+    assert_documented(make_client(server=down).get("/livez"), "GET", "/livez", 200)
 
 
 def test_the_key_budget_s_refusals_fit_the_document(

@@ -386,6 +386,16 @@ def test_health_when_redis_answers_with_an_error(
     assert reply.json()["status"] == "unhealthy"
 
 
+def test_livez_answers_without_redis(make_client: ClientFactory, down_server: FakeServer) -> None:
+    # The orchestrators' liveness check: a Redis outage must not restart every node.
+    client = make_client(server=down_server)
+    assert client.get("/health").status_code == 503
+    reply = client.get("/livez")
+    assert reply.status_code == 200
+    assert reply.json() == {"status": "alive", "node_id": NODE_ID}
+    assert reply.headers["x-node-id"] == NODE_ID
+
+
 # tests/test_api.py's table, and tests/test_hostile.py's rows a node answers itself.
 @pytest.mark.parametrize(
     ("method", "path", "status", "code", "allow"),
@@ -398,6 +408,7 @@ def test_health_when_redis_answers_with_an_error(
         ("PATCH", "/abacus/sum", 405, "method_not_allowed", "GET, HEAD, DELETE"),
         ("TRACE", "/abacus/sum", 405, "method_not_allowed", "GET, HEAD, DELETE"),
         ("POST", "/health", 405, "method_not_allowed", "GET, HEAD"),
+        ("POST", "/livez", 405, "method_not_allowed", "GET, HEAD"),
     ],
 )
 def test_unknown_path_and_wrong_method(
