@@ -8,6 +8,7 @@ of downloading them: what is tested is the project's own packaging, not PyPI.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -45,9 +46,17 @@ def run(argv: list[str], cwd: Path, timeout: float = 300) -> subprocess.Complete
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # Built from a copy of the tracked files: setuptools builds in place (build/), where files of
+    # an earlier build, or untracked ones, could slip into the wheel; and the tree stays as it is.
+    source = tmp_path_factory.mktemp("source")
+    tracked = run(["git", "ls-files", "-z"], ROOT).stdout.split("\0")
+    for name in filter(None, tracked):
+        if (ROOT / name).is_file():
+            (source / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, source / name)
     out = tmp_path_factory.mktemp("wheel")
     run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(out), str(ROOT)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(out), str(source)],
         out,
     )
     (built,) = out.glob("abacus-*.whl")
