@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast coverage-unit lint check bench bench-compare setup system-deps lock manifests clean
+.PHONY: run test test-fast coverage-unit lint check nemesis bench bench-compare setup system-deps lock manifests clean
 
 # Every package at the version and hash the lock names, then the project itself (editable, so
 # that the commands run this tree) without dependencies of its own.
@@ -50,6 +50,12 @@ coverage-unit: setup
 # The consistency checker against a freshly started local stack (on ports of its own).
 check: setup system-deps
 	$(PY) scripts/check_stack.py
+
+# The checker with every fault (the nemesis) against a fresh local stack: 60 s of load, the
+# history saved and re-judged from its file, the timeline drawn into docs/. Not part of `test`
+# (a minute and more of CI time); its pieces are tested there.
+nemesis: setup system-deps
+	$(PY) scripts/nemesis_stack.py
 
 # Group commit against one transaction per request, on two fresh local stacks, in one run.
 bench: setup system-deps

@@ -12,6 +12,7 @@ The faults:
 - `StaleRead`: reads come from a cache refreshed only every `refresh_every`-th read.
 - `RefusedButCounted`: every `every`-th add is applied, then answered 503 `unavailable`
   ("nothing changed"): the lie a stalled Redis plus a balancer retry used to tell.
+`MostlyInternalErrors` is not wrong, only unhelpful: most adds and every read get a 500.
 `Correct` holds a lock around each add, as a correct server must.
 """
 
@@ -63,6 +64,10 @@ class Counter:
     def keyed(self, key: str | None, number: Decimal) -> tuple[int, dict[str, Any]] | None:
         """The whole answer (status, fields) to an add with this key, when the server keeps
         its keys' records itself; None: applied as usual."""
+        return None
+
+    def read_error(self) -> tuple[int, str] | None:
+        """An error (status, code) to answer a read with instead of the sum."""
         return None
 
 
@@ -135,6 +140,32 @@ class BudgetRefusesSomeKeys(Counter):
 
     def _refusal(self) -> tuple[int, dict[str, Any]]:
         return self.status, {"error": self.code, "message": "this request did not add"}
+
+
+class MostlyInternalErrors(Counter):
+    """Truthful but unhelpful: only every `every`-th add is answered 200; the others get a 500
+    (unknown to the client), and every other one of those was applied all the same. Every
+    second read gets a 500 too: a read that fails is failed, never unknown."""
+
+    def __init__(self, every: int = 10) -> None:
+        super().__init__()
+        self.every = every
+        self.reads = 0
+
+    def keyed(self, key: str | None, number: Decimal) -> tuple[int, dict[str, Any]] | None:
+        with self.lock:
+            self.adds += 1
+            if self.adds % self.every == 0:
+                self.sum += number
+                return 200, {"new_sum": self.sum, "added": number}
+            if self.adds % 2:
+                self.sum += number
+            return 500, {"error": "internal", "message": "an unexpected error"}
+
+    def read_error(self) -> tuple[int, str] | None:
+        with self.lock:
+            self.reads += 1
+            return (500, "internal") if self.reads % 2 == 0 else None
 
 
 class LostUpdate(Counter):
@@ -285,7 +316,7 @@ class _Handler(BaseHTTPRequestHandler):
         elif self.path == "/health":
             self._send(200, {"status": "healthy", "redis_connected": True})
         elif method == "GET":
-            self._send(200, {"sum": self.server.counter.read()})
+            self._read()
         else:
             self._reset()
 
@@ -327,6 +358,13 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(*refusal, "refused")
             return True
         return False
+
+    def _read(self) -> None:
+        refused = self.server.counter.read_error()
+        if refused is not None:
+            self._error(*refused, "the sum cannot be read now")
+            return
+        self._send(200, {"sum": self.server.counter.read()})
 
     def _reset(self) -> None:
         token = self.server.admin_token

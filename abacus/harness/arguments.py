@@ -44,9 +44,12 @@ def concurrencies(text: str) -> tuple[int, ...]:
     return values
 
 
-def add_server_options(parser: argparse.ArgumentParser, *, reset_help: str) -> None:
-    """--url, --reset, --admin-token and --json, as every script that talks to a server has them."""
-    parser.add_argument("--url", required=True, help="base URL, e.g. http://127.0.0.1:8080")
+def add_server_options(
+    parser: argparse.ArgumentParser, *, reset_help: str, url_required: bool = True
+) -> None:
+    """--url, --reset, --admin-token and --json, as every script that talks to a server has them
+    (--url optional for a script that can learn the URL otherwise, and then says so itself)."""
+    parser.add_argument("--url", required=url_required, help="base URL, e.g. http://127.0.0.1:8080")
     parser.add_argument("--reset", action="store_true", help=reset_help)
     parser.add_argument(
         "--admin-token", help="bearer token for --reset (default: $ABACUS_ADMIN_TOKEN)"

@@ -12,11 +12,13 @@ classified the way the judge needs it:
 - 503 `outcome_unknown`, any other 5xx (502/504 from the balancer), a timeout after sending,
   a dropped connection: unknown, it may or may not have been applied.
 - a connection that could not even be opened: failed, nothing was sent.
+
+A read changes nothing, so a read that did not answer a sum is simply failed, never unknown.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from types import TracebackType
 from typing import Any
@@ -25,7 +27,7 @@ import requests
 from urllib3.exceptions import ConnectTimeoutError
 
 from abacus.harness.decimals import parse_json, render
-from abacus.harness.history import Outcome
+from abacus.harness.history import BODY_KEPT, Outcome
 
 JSON = "application/json"
 # Answers to a keyed add that leave its key's add open (the key budget's): never "failed".
@@ -47,6 +49,8 @@ class Reply:
     error: str | None = None  # the body's error code, or the exception's name
     message: str | None = None  # the body's message, or the exception's text
     replayed: bool = False
+    request_id: str | None = None  # X-Request-ID of the answer
+    body: str | None = None  # the answer's body as received, cut at BODY_KEPT characters
 
 
 def classify(status: int, error: str | None) -> Outcome:
@@ -96,7 +100,11 @@ class AbacusClient:
         return self._call("POST", "/abacus/number", "new_sum", data=body, headers=headers)
 
     def read(self) -> Reply:
-        return self._call("GET", "/abacus/sum", "sum")
+        reply = self._call("GET", "/abacus/sum", "sum")
+        if reply.outcome is Outcome.UNKNOWN:
+            # "May have taken effect" means nothing for a read: it failed to read a sum.
+            return replace(reply, outcome=Outcome.FAILED)
+        return reply
 
     def reset(self, token: str | None) -> Reply:
         headers = {} if token is None else {"Authorization": f"Bearer {token}"}
@@ -152,6 +160,8 @@ def _reply(response: requests.Response, field: str | None) -> Reply:
         "error": error if isinstance(error, str) else None,
         "message": _message(body, response),
         "replayed": replayed,
+        "request_id": response.headers.get("X-Request-ID"),
+        "body": response.text[:BODY_KEPT],
     }
     if response.status_code == 200:
         value = body.get(field) if body and field else None

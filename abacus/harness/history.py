@@ -2,7 +2,9 @@
 
 Following Jepsen, an operation is *invoked*, then *ok* (it happened, with this result),
 *failed* (it certainly did not happen) or *unknown* (it may or may not have happened, for
-example after a timeout or a 502). Times are `time.monotonic()` seconds.
+example after a timeout or a 502). Times are `time.monotonic()` seconds; a history read back
+from a file (abacus/harness/history_file.py) counts them from the run's start instead. Beside the
+operations, a history holds the faults the nemesis injected while they ran.
 """
 
 from __future__ import annotations
@@ -12,10 +14,15 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
 
+from abacus.harness.faults import FaultEvent
+
 
 class Kind(StrEnum):
     ADD = "add"
     READ = "read"
+
+
+BODY_KEPT = 1024  # an answer's body is small (the API's largest is about 400 bytes)
 
 
 class Outcome(StrEnum):
@@ -42,6 +49,12 @@ class Operation:
     error: str | None = None  # error code from the body, or the exception's name
     replayed: bool = False  # answered with Idempotent-Replayed: true
     resolved: bool = False  # outcome learnt by retrying with the same Idempotency-Key
+    request_id: str | None = None  # X-Request-ID of the answer (the balancer's), if any
+    body: str | None = None  # the answer's body as received (cut at BODY_KEPT characters)
+    # What the client saw first, when the outcome was learnt later by asking again: what a
+    # timeline shows at the moment of the answer; the judge uses the settled outcome.
+    first_outcome: Outcome | None = None
+    first_end: float | None = None
 
     @property
     def latency(self) -> float:
@@ -90,11 +103,14 @@ def read(
 
 @dataclass
 class History:
-    """Everything the judge needs: the sum before, every operation, the sum after."""
+    """Everything the judge needs: the sum before, every operation, the sum after; and the
+    faults injected meanwhile, which the judge does not need but the report shows."""
 
     start_sum: Decimal
     operations: list[Operation] = field(default_factory=list)
     final_sum: Decimal | None = None  # None when the final read never succeeded
+    faults: list[FaultEvent] = field(default_factory=list)
+    origin: float = 0.0  # when the firing began, on the clock of the times above
 
     def of(self, kind: Kind, outcome: Outcome | None = None) -> list[Operation]:
         return [

@@ -83,3 +83,5 @@ def record(op: Operation, reply: Reply) -> None:
     op.node_id = reply.node_id
     op.error = reply.error
     op.replayed = reply.replayed
+    op.request_id = reply.request_id
+    op.body = reply.body

@@ -1,15 +1,21 @@
-"""The checker's result for people (a summary read at a glance) and for machines (JSON)."""
+"""The checker's result for people (a summary read at a glance) and for machines (JSON).
+
+Each of the judge's checks has its own line (or object); the faults the nemesis injected are
+listed on the run's timeline (seconds since it began) with what the clients saw meanwhile.
+"""
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from abacus.harness.check import CheckReport
-from abacus.harness.decimals import json_number, render
+from abacus.harness.decimals import json_number
+from abacus.harness.faults import FaultEvent
 from abacus.harness.history import History, Kind, Outcome
-from abacus.harness.judge import BAD_READ, NO_ORDER, STALE_READ, Verdict
 from abacus.harness.stats import percentile, shares
+from abacus.harness.timeline import during
 
 EXAMPLES = 3  # violations shown per kind; the count says how many there were
 
@@ -20,11 +26,24 @@ def check_json(report: CheckReport) -> dict[str, Any]:
     history = report.history
     return {
         "url": report.url,
-        "verdict": _word(report),
+        "verdict": report.word,
         "fault": verdict.fault,
-        "message": verdict.message(),
+        "message": report.headline(),
         "method": verdict.method.value,
         "exit_code": report.exit_code,
+        "weak": verdict.weak,
+        "unknown_share": round(verdict.unknown_share, 4),
+        "max_unknown": report.max_unknown,
+        "judged_from": report.judged_from,
+        "checks": {
+            check.name: {
+                "consistent": check.consistent,
+                "violations": len(check.violations),
+                "summary": check.summary,
+            }
+            for check in verdict.checks
+        },
+        "faults": [_fault_json(report, event) for event in history.faults],
         "adds": _counts(history, Kind.ADD),
         "reads": _counts(history, Kind.READ),
         "sum": {
@@ -74,10 +93,12 @@ def render_check(report: CheckReport) -> str:
     def field(name: str, text: str) -> None:
         row(f"  {name:<11} {text}")
 
-    field("verdict", verdict.message())
+    field("verdict", report.headline())
+    if report.judged_from:
+        field("history", f"re-judged from {report.judged_from}")
     if verdict.violations:
         counts = ", ".join(f"{kind} x{n}" for kind, n in verdict.fault_counts.items())
-        field("faults", counts)
+        field("violations", counts)
         for kind in verdict.fault_counts:
             details = [v.detail for v in verdict.violations if v.kind == kind]
             for detail in details[:EXAMPLES]:
@@ -93,22 +114,10 @@ def render_check(report: CheckReport) -> str:
             f"{kind.value}s",
             f"{c['sent']} sent: {c['ok']} ok, {c['failed']} failed, {c['unknown']} unknown{extra}",
         )
-    field("sum", _sum_line(verdict))
-    found = verdict.fault_counts
-    if NO_ORDER in found:
-        field("order", "the acknowledged new_sum values fit no sequential order (see faults)")
-    else:
-        field(
-            "order",
-            f"{verdict.acknowledged} acknowledged new_sum values fit one sequential order "
-            "consistent with real time",
-        )
-    bad_reads = found.get(STALE_READ, 0) + found.get(BAD_READ, 0)
-    field(
-        "reads",
-        f"{verdict.reads_checked} reads checked against that order: "
-        + (f"{bad_reads} violations" if bad_reads else "none stale, each a state of the order"),
-    )
+    for check in verdict.checks:
+        field(check.name, check.summary)
+    if history.faults:
+        _faults(report, row)
     nodes = _nodes(history)
     field(
         "nodes",
@@ -129,27 +138,39 @@ def render_check(report: CheckReport) -> str:
     return "\n".join(lines)
 
 
-def _word(report: CheckReport) -> str:
-    if not report.verdict.consistent:
-        return "inconsistent"
-    return "consistent" if report.verdict.complete else "incomplete"
-
-
-def _sum_line(verdict: Verdict) -> str:
-    final = "unknown" if verdict.final_sum is None else render(verdict.final_sum)
-    start = render(verdict.start_sum)
-    base = f"start {start} + {verdict.acknowledged} acknowledged adds"
-    if verdict.expected_sum is not None and verdict.applied_unknown is not None:
-        unknown = (
-            f" + {len(verdict.applied_unknown)} of {verdict.unknown} unknown adds"
-            if verdict.unknown
-            else ""
+def _faults(report: CheckReport, row: Callable[[str], object]) -> None:
+    """Each fault on the run's timeline: held (start-recover), healthy again (end)."""
+    history = report.history
+    failed = len(report.faults_failed)
+    state = f"{failed} did not go as planned" if failed else "each recovered"
+    row(f"  {'faults':<11} {len(history.faults)} injected, {state}; seconds since the run began:")
+    row(f"{'':14}{'start':>6} {'heal':>6} {'healthy':>7}")
+    for event in history.faults:
+        seen = during(history, event)
+        start, recover, end = (t - history.origin for t in (event.start, event.recover, event.end))
+        row(
+            f"{'':14}{start:6.1f} {recover:6.1f} {end:7.1f}  {event.kind.value:<15} "
+            f"{event.target:<7} adds meanwhile: {seen[Outcome.OK]} ok, "
+            f"{seen[Outcome.FAILED]} failed, {seen[Outcome.UNKNOWN]} unknown"
         )
-        return f"final {final}, expected {render(verdict.expected_sum)} = {base}{unknown}"
-    return (
-        f"final {final}, expected between {render(verdict.expected_min)} and "
-        f"{render(verdict.expected_max)} = {base} + some of {verdict.unknown} unknown adds"
-    )
+        row(f"{'':38}{event.detail}")
+        if event.error:
+            row(f"{'':38}ERROR: {event.error}")
+
+
+def _fault_json(report: CheckReport, event: FaultEvent) -> dict[str, Any]:
+    origin = report.history.origin
+    seen = during(report.history, event)
+    return {
+        "fault": event.kind.value,
+        "target": event.target,
+        "start_s": round(event.start - origin, 3),
+        "recover_s": round(event.recover - origin, 3),
+        "end_s": round(event.end - origin, 3),
+        "detail": event.detail,
+        "error": event.error,
+        "adds_meanwhile": {outcome.value: seen[outcome] for outcome in Outcome if seen[outcome]},
+    }
 
 
 def _counts(history: History, kind: Kind) -> dict[str, int]:

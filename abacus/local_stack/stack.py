@@ -146,6 +146,18 @@ class LocalStack:
         stack.processes = {n: Process.from_json(p) for n, p in state["processes"].items()}
         return stack
 
+    def _adopt_saved_state(self) -> None:
+        """Take the processes the state file names: another process (`abacus-stack restart`,
+        the checker's nemesis) may have replaced some since this one started them, and every
+        start is saved there at once."""
+        if not self.state_path.exists():
+            return
+        try:
+            saved = LocalStack.load(self.dir).processes
+        except (StackError, ValueError, KeyError):
+            return  # unreadable: what this process knows is all there is
+        self.processes.update(saved)
+
     # ----- up / down ---------------------------------------------------------------------------
 
     def up(self) -> None:
@@ -178,6 +190,7 @@ class LocalStack:
 
     def down(self) -> None:
         """nginx first (no new requests), then the nodes (finish and commit), Redis last."""
+        self._adopt_saved_state()
         if "nginx" in self.processes:
             processes.stop(self.processes["nginx"], signal.SIGQUIT, 15)
         nodes = [p for name, p in self.processes.items() if name.startswith("node-")]
@@ -316,6 +329,52 @@ class LocalStack:
             self._start_redis(binaries.require("redis-server"))
         else:
             raise StackError(f"unknown Redis action {action!r}: use stop, start or kill")
+
+    # ----- faults on purpose (the checker's nemesis, abacus/harness/nemesis.py) ----------------
+
+    def kill_node(self, name: str) -> None:
+        """SIGKILL a node's whole process group (master and workers); returns once it is gone."""
+        process = self.processes[self._node(name)]
+        processes.signal_group(process, signal.SIGKILL)
+        if not processes.wait_gone(process, 5):
+            raise StackError(f"{name} outlived SIGKILL")
+
+    def start_node(self, name: str) -> None:
+        """Start a node that is not running; returns once it is healthy."""
+        index = self.node_names().index(self._node(name))
+        if processes.is_alive(self.processes[name]):
+            raise StackError(f"{name} already runs")
+        self._start_node(index)
+        self._wait_healthy(name, self.config.node_ports[index])
+
+    def pause(self, name: str) -> None:
+        """SIGSTOP the whole process group of a node (node-N) or of Redis ("redis")."""
+        self._signal_part(name, signal.SIGSTOP)
+
+    def resume(self, name: str) -> None:
+        """SIGCONT what `pause` stopped."""
+        self._signal_part(name, signal.SIGCONT)
+
+    def wait_all_healthy(self, timeout: float = HEALTH_TIMEOUT_S) -> None:
+        """Until every node and the balancer answer /health with 200; StackError after
+        `timeout` (or as soon as one of them has exited)."""
+        deadline = time.monotonic() + timeout
+        parts = [*zip(self.node_names(), self.config.node_ports, strict=True)]
+        for name, port in [*parts, ("nginx", self.config.port)]:
+            self._wait_healthy(name, port, max(0.0, deadline - time.monotonic()))
+
+    def _node(self, name: str) -> str:
+        if name not in self.node_names():
+            raise StackError(f"no node {name!r}; the nodes are {', '.join(self.node_names())}")
+        return name
+
+    def _signal_part(self, name: str, signum: int) -> None:
+        if name == "redis" and not self.config.own_redis:
+            raise StackError("this stack uses an external Redis (--redis-url); it is not ours")
+        if name != "redis":
+            self._node(name)
+        if not processes.signal_group(self.processes[name], signum):
+            raise StackError(f"{name} is not running")
 
     def status(self) -> dict[str, dict[str, object]]:
         report: dict[str, dict[str, object]] = {}
