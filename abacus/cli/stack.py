@@ -66,10 +66,13 @@ def main(argv: list[str] | None = None) -> int:
             )
             stack = LocalStack(config)
             stack.up()
-            print(f"Abacus is up at {config.url} (logs in {stack.dir / 'logs'})", flush=True)
-            if not args.detach:
-                print("Ctrl-C stops it gracefully.", flush=True)
-                stack.wait_for_signal()
+            up = f"Abacus is up at {config.url} (logs in {stack.dir / 'logs'})"
+            if args.detach:
+                print(up, flush=True)
+                return 0
+            stack.wait_for_signal(
+                ready=lambda: print(f"{up}\nCtrl-C stops it gracefully.", flush=True)
+            )
             return 0
         stack = LocalStack.load(args.dir)
         if args.command == "down":

@@ -14,6 +14,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -200,9 +201,11 @@ class LocalStack:
         self.processes.clear()
         self.state_path.unlink(missing_ok=True)
 
-    def wait_for_signal(self) -> None:
+    def wait_for_signal(self, ready: Callable[[], None] | None = None) -> None:
         """Run in the foreground until SIGINT, SIGTERM or SIGHUP, then stop everything in order.
 
+        `ready` runs once the handlers are in place (e.g. to say "up"): whoever reacts to that by
+        sending a signal finds them there, not Python's default that would exit without `down`.
         Signals that arrive while the stack stops (a second Ctrl-C, or the SIGTERM that `timeout`
         sends to both make and this process) are noted and ignored: cutting `down` short would
         leave the nodes and Redis running."""
@@ -214,6 +217,8 @@ class LocalStack:
         watched = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
         previous = {s: signal.signal(s, handler) for s in watched}
         try:
+            if ready is not None:
+                ready()
             while not received:
                 time.sleep(0.2)
             print("stopping: nginx, then the nodes, then Redis ...", file=sys.stderr, flush=True)
