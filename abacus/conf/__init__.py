@@ -12,5 +12,7 @@ NGINX_TEMPLATE = CONF / "nginx" / "templates" / "abacus.conf.template"
 # Sourced by the official nginx image's entrypoint before it renders the template.
 NGINX_SECRET_SCRIPT = CONF / "nginx" / "abacus-balancer-secret.envsh"
 REDIS_CONF = CONF / "redis.conf"
+# The Sentinels' shared lines (the replicated mode); each stack writes the rest of their files.
+SENTINEL_CONF = CONF / "sentinel.conf"
 # Gunicorn's configuration is a module of the node package, loaded as `-c python:<module>`.
 GUNICORN_CONFIG = "python:abacus.node.gunicorn_conf"
