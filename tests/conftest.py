@@ -43,13 +43,16 @@ def stack_config(
     *,
     proxy_read_timeout_s: float = TEST_PROXY_READ_TIMEOUT_S,
     client_body_timeout_s: float = nginx_config.CLIENT_BODY_TIMEOUT_S,
+    redis_ha: bool = False,
     **node_env: str,
 ) -> StackConfig:
-    """A stack on free ports; `rate` = (per second, burst) turns the balancer's limit on."""
+    """A stack on free ports; `rate` = (per second, burst) turns the balancer's limit on;
+    `redis_ha`: a primary, two replicas and three Sentinels instead of one Redis."""
     return StackConfig.on_free_ports(
         directory,
         nodes,
         redis_url=redis_url,
+        redis_ha=redis_ha,
         rate_limit=rate is not None,
         rate_per_s=rate[0] if rate else 1,
         rate_burst=rate[1] if rate else 1,
@@ -113,6 +116,8 @@ def make_stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stack
         rate: tuple[int, int] | None = None,
         proxy_read_timeout_s: float = TEST_PROXY_READ_TIMEOUT_S,
         client_body_timeout_s: float = nginx_config.CLIENT_BODY_TIMEOUT_S,
+        *,
+        redis_ha: bool = False,
         **node_env: str,
     ) -> LocalStack:
         directory = tmp_path / f"stack{len(started)}"
@@ -123,6 +128,7 @@ def make_stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stack
             rate,
             proxy_read_timeout_s=proxy_read_timeout_s,
             client_body_timeout_s=client_body_timeout_s,
+            redis_ha=redis_ha,
             **node_env,
         )
         running = LocalStack(config)

@@ -79,7 +79,8 @@ REDIS_SCRIPT_IN_CONTAINER = f"{REDIS_DIR_IN_CONTAINER}/{conf.REDIS_CONTAINER_SCR
 NODE_PORT = 8000
 
 # What a node may be configured with: docs/configuration.md's table, the settings later work
-# added to it (the balancer's secret, server names, the two key lifetimes, the key budget), and
+# added to it (the balancer's secret, server names, the two key lifetimes, the key budget, the
+# Sentinels and replica acks of compose.ha.yaml), and
 # what gunicorn.conf.py reads for the image (HOST, PROMETHEUS_MULTIPROC_DIR).
 DOCUMENTED_NODE_SETTINGS = frozenset(
     {
@@ -96,6 +97,9 @@ DOCUMENTED_NODE_SETTINGS = frozenset(
         "ABACUS_RETRY_KEY_TTL_S",
         "ABACUS_KEYS_PER_CLIENT",
         "ABACUS_KEY_STORE_LIMIT",
+        "ABACUS_MIN_REPLICA_ACKS",
+        "REDIS_SENTINELS",
+        "REDIS_SENTINEL_MASTER",
         "WEB_CONCURRENCY",
         "HOST",
         "PORT",

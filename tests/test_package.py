@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 COMMANDS = ("abacus-stack", "abacus-check", "abacus-bench")
 CONFIGURATION = (
     "abacus/conf/redis.conf",
+    "abacus/conf/sentinel.conf",
     "abacus/conf/nginx/nginx.conf",
     "abacus/conf/nginx/templates/abacus.conf.template",
     "abacus/conf/nginx/abacus-balancer-secret.envsh",

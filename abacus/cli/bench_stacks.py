@@ -5,6 +5,8 @@ both, alternating A, B, A, B, so that the ratios hold on a noisy machine:
 
     --compare batch   A = group commit (the default), B = one transaction per request
     --compare fsync   A = appendfsync always (the default), B = appendfsync everysec
+    --compare acks    replicated Redis with Sentinel (--redis-ha) on both:
+                      A = 1 replica ack (ABACUS_MIN_REPLICA_ACKS=1), B = none (0)
 """
 
 from __future__ import annotations
@@ -24,6 +26,13 @@ from abacus.local_stack import LocalStack, StackConfig, StackError
 VARIANTS = {
     "batch": ("group commit", "one transaction per request (ABACUS_MAX_BATCH=1)"),
     "fsync": ("appendfsync always", "appendfsync everysec"),
+    "acks": ("1 replica ack (ABACUS_MIN_REPLICA_ACKS=1)", "no replica ack (0)"),
+}
+# The nodes' settings of each variant's stacks A and B.
+NODE_ENV = {
+    "batch": ({}, {"ABACUS_MAX_BATCH": "1"}),
+    "fsync": ({}, {}),
+    "acks": ({"ABACUS_MIN_REPLICA_ACKS": "1"}, {"ABACUS_MIN_REPLICA_ACKS": "0"}),
 }
 
 
@@ -39,9 +48,14 @@ def main(argv: list[str] | None = None) -> int:
     label_a, label_b = VARIANTS[args.compare]
     with tempfile.TemporaryDirectory(prefix="abacus-bench-") as directory:
         root = Path(directory)
-        a = LocalStack(StackConfig.on_free_ports(root / "a", rate_limit=False))
-        b_env = {"ABACUS_MAX_BATCH": "1"} if args.compare == "batch" else {}
-        b = LocalStack(StackConfig.on_free_ports(root / "b", rate_limit=False, node_env=b_env))
+        a_env, b_env = NODE_ENV[args.compare]
+        ha = args.compare == "acks"
+        a = LocalStack(
+            StackConfig.on_free_ports(root / "a", rate_limit=False, redis_ha=ha, node_env=a_env)
+        )
+        b = LocalStack(
+            StackConfig.on_free_ports(root / "b", rate_limit=False, redis_ha=ha, node_env=b_env)
+        )
         try:
             a.up()
             b.up()

@@ -1,8 +1,9 @@
 """The local stack without Docker: real redis-server, Gunicorn nodes and nginx on 127.0.0.1.
 
 abacus-stack up [--port 8080] [--node-port 8001] [--nodes 3] [--workers 2]
-                           [--redis-port 6380] [--redis-url URL] [--dir .stack] [--detach]
-                           [--no-rate-limit]
+                           [--redis-port 6380] [--redis-url URL] [--redis-ha]
+                           [--sentinel-port 26380] [--dir .stack] [--detach]
+                           [--no-rate-limit] [--max-batch N]
 abacus-stack down | status [--dir .stack]
 abacus-stack restart [--node node-N] [--dir .stack]
 abacus-stack redis stop|start|kill [--dir .stack]
@@ -29,6 +30,15 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     up.add_argument("--workers", type=int, default=2, help="Gunicorn workers per node")
     up.add_argument("--redis-port", type=int, default=6380, help="port of the stack's own Redis")
     up.add_argument("--redis-url", help="use this Redis instead of starting one")
+    up.add_argument(
+        "--redis-ha",
+        action="store_true",
+        help="a primary, two replicas and three Sentinels (ports from --redis-port and "
+        "--sentinel-port on) instead of one Redis",
+    )
+    up.add_argument(
+        "--sentinel-port", type=int, default=26380, help="first Sentinel's port (--redis-ha)"
+    )
     up.add_argument("--detach", action="store_true", help="return once everything is healthy")
     up.add_argument(
         "--no-rate-limit", action="store_true", help="no per-client rate limit (benchmarks)"
@@ -41,7 +51,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         commands.add_parser(name)
     restart = commands.add_parser("restart", help="rolling graceful restart")
     restart.add_argument("--node", help="only this node (node-N)")
-    redis = commands.add_parser("redis", help="stop, start or SIGKILL the stack's Redis")
+    redis = commands.add_parser(
+        "redis",
+        help="stop, start or SIGKILL the stack's Redis (--redis-ha: stop or kill the primary, "
+        "start every stopped instance)",
+    )
     redis.add_argument("action", choices=["stop", "start", "kill"])
     for sub in commands.choices.values():
         sub.add_argument("--dir", type=Path, default=Path(".stack"), help="state and logs")
@@ -51,6 +65,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     try:
+        if args.command == "up" and args.redis_ha and args.redis_url:
+            raise StackError("--redis-ha starts its own Redis group; it takes no --redis-url")
         if args.command == "up":
             node_env = {"ABACUS_MAX_BATCH": str(args.max_batch)} if args.max_batch else {}
             config = StackConfig(
@@ -60,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
                 workers=args.workers,
                 redis_port=args.redis_port,
                 redis_url=args.redis_url,
+                redis_ha=args.redis_ha,
+                sentinel_port=args.sentinel_port,
                 dir=args.dir,
                 rate_limit=not args.no_rate_limit,
                 node_env=node_env,

@@ -17,5 +17,7 @@ REDIS_CONF = CONF / "redis.conf"
 # Starts Redis with REDIS_CONF and the password from its secret, and pings it (compose and
 # Kubernetes); the local stack starts its Redis without a password and without this script.
 REDIS_CONTAINER_SCRIPT = CONF / "redis-container.sh"
+# The Sentinels' shared lines (the replicated mode); each stack writes the rest of their files.
+SENTINEL_CONF = CONF / "sentinel.conf"
 # Gunicorn's configuration is a module of the node package, loaded as `-c python:<module>`.
 GUNICORN_CONFIG = "python:abacus.node.gunicorn_conf"

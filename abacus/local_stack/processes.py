@@ -94,7 +94,9 @@ def is_alive(process: Process) -> bool:
     with contextlib.suppress(OSError):
         if Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
             _reap(process.pid)  # it died since the first look: collect it now
-            return False
+            # A thread group's leader shows Z while its other threads still finish (redis-server's
+            # background threads closing its files): a child of ours is gone once it is reaped.
+            return process.pid in _children
     return True
 
 

@@ -20,10 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from abacus import conf
-from abacus.local_stack import binaries, nginx_config, ports, processes
+from abacus.local_stack import binaries, nginx_config, ports, processes, redis_ha
 from abacus.local_stack import redis_server as redis_servers
 from abacus.local_stack.errors import StackError
 from abacus.local_stack.processes import Process
+from abacus.local_stack.redis_ha import Group as RedisGroup
 from abacus.node.settings import Settings, SettingsError
 
 GUNICORN_CONF = conf.GUNICORN_CONFIG
@@ -45,6 +46,10 @@ class StackConfig:
     workers: int = 2
     redis_port: int = 6380
     redis_url: str | None = None
+    # A primary, two replicas and three Sentinels instead of one Redis (redis_ha.py); the nodes
+    # then find the primary through the Sentinels.
+    redis_ha: bool = False
+    sentinel_port: int = 26380
     dir: Path = field(default_factory=lambda: Path(".stack"))
     rate_limit: bool = True
     rate_per_s: int = nginx_config.DEFAULT_RATE_LIMIT
@@ -83,7 +88,12 @@ class StackConfig:
 
     @property
     def effective_redis_url(self) -> str:
+        """Its Redis; with `redis_ha`, the instance that was primary at start."""
         return self.redis_url or f"redis://127.0.0.1:{self.redis_port}/0"
+
+    @property
+    def redis_group(self) -> RedisGroup:
+        return RedisGroup(self.redis_port, self.sentinel_port, self.dir.resolve())
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -96,6 +106,11 @@ class StackConfig:
         node_port = ports.free_port_block(nodes)
         taken = set(range(node_port, node_port + nodes))
         port, redis_port = [p for p in ports.free_ports(nodes + 2) if p not in taken][:2]
+        if options.get("redis_ha"):
+            # Each group's ports are consecutive (redis_ha.Group), and apart from the nodes'.
+            redis_port = _block_apart(redis_ha.INSTANCES, taken | {port})
+            taken |= set(range(redis_port, redis_port + redis_ha.INSTANCES))
+            options["sentinel_port"] = _block_apart(redis_ha.SENTINELS, taken | {port})
         return cls(
             port=port,
             node_port=node_port,
@@ -108,6 +123,14 @@ class StackConfig:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> StackConfig:
         return cls(**{**data, "dir": Path(data["dir"])})
+
+
+def _block_apart(count: int, taken: set[int]) -> int:
+    """The first of `count` consecutive free ports, none of them in `taken`."""
+    while True:
+        first = ports.free_port_block(count)
+        if not taken & set(range(first, first + count)):
+            return first
 
 
 def node_id(index: int) -> str:
@@ -169,7 +192,11 @@ class LocalStack:
             raise StackError(f"a stack already runs from {self.dir}; stop it with `down` first")
         redis_server = binaries.require("redis-server") if config.own_redis else None
         nginx = binaries.require("nginx")
-        if config.own_redis:
+        if config.redis_ha:
+            group = config.redis_group
+            for name in [*redis_ha.instance_names(), *redis_ha.sentinel_names()]:
+                ports.require_free(group.port_of(name), name)
+        elif config.own_redis:
             ports.require_free(config.redis_port, "Redis")
         for index, port in enumerate(config.node_ports):
             ports.require_free(port, node_id(index))
@@ -177,7 +204,9 @@ class LocalStack:
         self.dir.mkdir(parents=True, exist_ok=True)
         write_default_secret(config.balancer_secret_path)
         try:
-            if redis_server is not None:
+            if redis_server is not None and config.redis_ha:
+                redis_ha.start(config.redis_group, redis_server, self._spawn, self.log_path)
+            elif redis_server is not None:
                 self._start_redis(redis_server)
             for index in range(config.nodes):
                 self._start_node(index)
@@ -190,7 +219,8 @@ class LocalStack:
             raise
 
     def down(self) -> None:
-        """nginx first (no new requests), then the nodes (finish and commit), Redis last."""
+        """nginx first (no new requests), then the nodes (finish and commit), Redis last: with
+        `redis_ha` the Sentinels before the instances (else they would fail over the primary)."""
         self._adopt_saved_state()
         if "nginx" in self.processes:
             processes.stop(self.processes["nginx"], signal.SIGQUIT, 15)
@@ -198,6 +228,8 @@ class LocalStack:
         processes.stop_all(nodes, signal.SIGTERM, NODE_STOP_TIMEOUT_S)
         if "redis" in self.processes:
             processes.stop(self.processes["redis"], signal.SIGTERM, 15)
+        if self.config.redis_ha:
+            redis_ha.stop(self.config.redis_group, self.processes)
         self.processes.clear()
         self.state_path.unlink(missing_ok=True)
 
@@ -250,11 +282,23 @@ class LocalStack:
             "NODE_ID": node_id(index),
             "PORT": str(self.config.node_ports[index]),
             "HOST": "127.0.0.1",
-            "REDIS_URL": self.config.effective_redis_url,
+            **self._redis_env(),
             "WEB_CONCURRENCY": str(self.config.workers),
             SECRET_SETTING: str(self.config.balancer_secret_path),
             "PROMETHEUS_MULTIPROC_DIR": str(self.dir / "metrics" / node_id(index)),
             **self.config.node_env,
+        }
+
+    def _redis_env(self) -> dict[str, str]:
+        """Where the nodes find Redis: its URL, or the Sentinels (REDIS_URL then empty: a node
+        refuses both), with answers confirmed by 1 replica unless the environment says else."""
+        if not self.config.redis_ha:
+            return {"REDIS_URL": self.config.effective_redis_url}
+        return {
+            "REDIS_URL": "",
+            "REDIS_SENTINELS": self.config.redis_group.sentinels_setting(),
+            "REDIS_SENTINEL_MASTER": redis_ha.MASTER,
+            "ABACUS_MIN_REPLICA_ACKS": os.environ.get("ABACUS_MIN_REPLICA_ACKS") or "1",
         }
 
     def _start_node(self, index: int) -> Process:
@@ -323,6 +367,9 @@ class LocalStack:
             raise StackError(
                 "this stack uses an external Redis (--redis-url); it is not ours to stop"
             )
+        if self.config.redis_ha:
+            redis_ha.act(self.config.redis_group, action, self.processes, self._spawn)
+            return
         if action == "stop":
             processes.stop(self.processes["redis"], signal.SIGTERM, 15)
         elif action == "kill":
@@ -394,6 +441,10 @@ class LocalStack:
                 entry["healthy"] = alive and health_status(self.config.port) == 200
             elif name == "redis":
                 entry["port"] = self.config.redis_port
+            elif redis_ha.is_member(name):
+                entry["port"] = self.config.redis_group.port_of(name)
+                if name in redis_ha.instance_names():
+                    entry["role"] = redis_ha.role(int(str(entry["port"]))) if alive else None
             report[name] = entry
         return report
 

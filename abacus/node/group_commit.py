@@ -35,6 +35,7 @@ from abacus.node.keys import KeyLayout
 from abacus.node.memory_watch import MemoryWatch
 from abacus.node.pending_add import Committed, Others, PendingAdd
 from abacus.node.redis_pool import CONNECT_TIMEOUT_S
+from abacus.node.replica_acks import ReplicaAcks
 
 log = logging.getLogger("abacus.commit")
 
@@ -142,7 +143,12 @@ class _Lane:
                 decide_by = min(add.decide_by for add in batch)
                 self.connection = await _connection(owner.pool, decide_by)
             result = await ledger.attempt(
-                self.connection, owner.sum_key, owner.node_id, batch, store_full=owner.store_full
+                self.connection,
+                owner.sum_key,
+                owner.node_id,
+                batch,
+                store_full=owner.store_full,
+                acks=owner.acks,
             )
         except REDIS_DOWN as exc:
             self._unreachable(exc, batch)
@@ -167,7 +173,9 @@ class _Lane:
             add.resolve(outcome)
         if counted:
             metrics.ADDS_COMMITTED.inc(counted)
-        return list(result.retry), False
+        # A primary that was demoted or lacks replicas is a failover under way: back off as for
+        # an unreachable Redis (the next attempt asks the Sentinels again).
+        return list(result.retry), result.primary_refused
 
     def _unreachable(self, exc: Exception, batch: list[PendingAdd]) -> None:
         metrics.REDIS_ERRORS.labels("commit").inc()
@@ -223,6 +231,7 @@ class GroupCommitter:
         max_batch: int,
         deadline_s: float,
         memory: MemoryWatch | None = None,
+        acks: ReplicaAcks | None = None,
     ) -> None:
         self.pool = pool
         self.sum_key = sum_key
@@ -231,6 +240,8 @@ class GroupCommitter:
         self.deadline_s = deadline_s
         # Redis's memory as the worker last polled it: new client keys pause when it is full.
         self.memory = memory
+        # How many replicas must confirm what an answer reports (replica_acks.py); None: none.
+        self.acks = acks
         self._shared_lane: _Lane | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing = False

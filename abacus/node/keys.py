@@ -8,6 +8,8 @@
                               the outcome of a lost EXEC (deadline + grace + a minute)
     <sum>:quota:<client>      how many new Idempotency-Key records a client made in its window
     <sum>:health:<node id>    each node's health probe write (60 s)
+    <sum>:ack:<node id>       a write each node makes before a WAIT when what it answers was read,
+                              not written, by it (ABACUS_MIN_REPLICA_ACKS; replica_acks.py; 60 s)
 
 A fence is not a key of its own: it is written under the add's record key (records.py).
 """
@@ -35,3 +37,6 @@ class KeyLayout:
 
     def health(self, node_id: str) -> str:
         return f"{self.sum}:health:{node_id}"
+
+    def ack_probe(self, node_id: str) -> str:
+        return f"{self.sum}:ack:{node_id}"

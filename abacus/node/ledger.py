@@ -23,6 +23,17 @@ a whole (`ROUNDTRIP_TIMEOUT_S`), which costs one timer instead of one per reply.
 
 Each add is told of every EXEC that carries it and of how that EXEC ended (`PendingAdd.exec_sent`
 and the four endings): all `pending_add` needs to know of what Redis may hold of it.
+
+Two refusals are not the add's fault but the primary's: READONLY (the server was demoted: a
+failover) and NOREPLICAS (too few replicas for `min-replicas-to-write`, e.g. right after a
+failover). Nothing was applied; the adds are tried again, on the primary found again, until their
+deadline (`AttemptResult.primary_refused`).
+
+With `acks` (ABACUS_MIN_REPLICA_ACKS > 0), an answer that reports Redis's state (a commit, a
+fence, anything read from a record) is given only once WAIT / WAITAOF says that many replicas
+have it (replica_acks.py); the WAIT rides in the same round trip as the EXEC, or, when nothing is
+written, after a write of the node's probe key. When it falls short the answer is
+`outcome_unknown`.
 """
 
 from __future__ import annotations
@@ -36,10 +47,10 @@ from decimal import Decimal
 from typing import Any
 
 from redis.asyncio.connection import Connection
-from redis.exceptions import ResponseError
+from redis.exceptions import ReadOnlyError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from abacus.node import amounts, records, resp
+from abacus.node import amounts, metrics, records, resp
 from abacus.node.errors import (
     ApiError,
     key_store_full,
@@ -50,6 +61,7 @@ from abacus.node.errors import (
 from abacus.node.key_quota import Quota
 from abacus.node.pending_add import Committed, Outcome, PendingAdd
 from abacus.node.redis_pool import SOCKET_TIMEOUT_S
+from abacus.node.replica_acks import ReplicaAcks
 from abacus.node.timestamps import timestamp
 
 ROUNDTRIP_TIMEOUT_S = SOCKET_TIMEOUT_S
@@ -63,6 +75,9 @@ class AttemptResult:
     retry: list[PendingAdd] = field(default_factory=list)
     # Adds applied by this transaction (0 unless it committed).
     committed: int = 0
+    # Redis refused the attempt because the primary was demoted or lost its replicas (READONLY,
+    # NOREPLICAS): `retry` holds every add it did not answer, for the primary found again.
+    primary_refused: bool = False
 
 
 @dataclass
@@ -74,6 +89,9 @@ class _Plan:
     fences: list[PendingAdd] = field(default_factory=list)
     # New client-keyed records this EXEC writes, by the quota they count against.
     charges: dict[Quota, int] = field(default_factory=dict)
+    # What the records read under the WATCH said of adds already decided (replays, a lost EXEC
+    # found committed, fences): answers that report Redis's state, as does a commit.
+    reported: list[tuple[PendingAdd, Outcome]] = field(default_factory=list)
 
 
 @dataclass
@@ -93,9 +111,11 @@ async def attempt(
     adds: Sequence[PendingAdd],
     *,
     store_full: bool = False,
+    acks: ReplicaAcks | None = None,
 ) -> AttemptResult:
     """Try once to commit `adds` (distinct record keys) in one transaction over `connection`;
-    `store_full`: the key store's memory budget pauses new client keys.
+    `store_full`: the key store's memory budget pauses new client keys; `acks`: how many replicas
+    must confirm what an answer reports (None: none).
 
     Each round trip waits at most ROUNDTRIP_TIMEOUT_S, and never past the moment an add must be
     decided (reading) or answered (waiting for an EXEC's reply), so that every add is answered by
@@ -117,10 +137,15 @@ async def attempt(
         # The deadline is checked here, after the WATCH reply and right before the EXEC is
         # written (nothing below yields to the event loop until the write).
         plan = _plan(total, adds, found, node_id, result, counters=counters, store_full=store_full)
+        if acks is None:
+            result.resolved += plan.reported
+        answer_by = min(a.answer_by for a in adds)
         if plan.applies or plan.fences:
-            await _execute(connection, sum_key, plan, result, min(a.answer_by for a in adds))
+            await _execute(connection, sum_key, plan, result, answer_by, acks=acks)
+        elif acks is not None and plan.reported:
+            await _confirm_reported(connection, plan, result, answer_by, acks)
         else:
-            await _roundtrip(connection, [("UNWATCH",)], read_by)
+            await _roundtrip(connection, [("UNWATCH",)], bounded_wait(ROUNDTRIP_TIMEOUT_S, read_by))
         clean = True
         return result
     except ResponseError as exc:
@@ -137,15 +162,28 @@ async def attempt(
 
 
 async def _roundtrip(
-    connection: Connection, commands: list[resp.Command], wait_until: float | None
+    connection: Connection,
+    commands: list[resp.Command],
+    limit: float,
+    *,
+    ack: resp.Command | None = None,
 ) -> list[Any]:
-    """Send `commands` in one write and read every reply; an error reply raises ResponseError."""
-    limit = bounded_wait(ROUNDTRIP_TIMEOUT_S, wait_until)
+    """Send `commands` in one write and read every reply within `limit` seconds; an error reply
+    raises ResponseError. `ack` (a WAIT) goes last, and its reply is the last of the list, an
+    error reply included as a value: it says nothing of the commands before it (an EXEC applied
+    stays applied), so it must not be taken for their refusal."""
+    sent = [*commands, ack] if ack is not None else commands
     try:
         async with asyncio.timeout(limit):
-            await connection.send_packed_command(resp.pack(commands), check_health=False)
+            await connection.send_packed_command(resp.pack(sent), check_health=False)
             # inf: no timer per reply (the block has one); redis-py's None would mean its own.
-            return [await connection.read_response(timeout=math.inf) for _ in commands]
+            replies = [await connection.read_response(timeout=math.inf) for _ in commands]
+            if ack is not None:
+                try:
+                    replies.append(await connection.read_response(timeout=math.inf))
+                except ResponseError as exc:
+                    replies.append(exc)
+            return replies
     except TimeoutError:
         raise RedisTimeoutError(f"no reply from Redis within {limit:.3f} s") from None
 
@@ -172,7 +210,8 @@ async def _watch_and_read(
     if quota_keys:
         commands.append(("MGET", *quota_keys))
         commands += [("PTTL", key) for key in quota_keys]
-    _, raw_sum, found, *quota_replies = await _roundtrip(connection, commands, wait_until)
+    limit = bounded_wait(ROUNDTRIP_TIMEOUT_S, wait_until)
+    _, raw_sum, found, *quota_replies = await _roundtrip(connection, commands, limit)
     counters = _Counters()
     if quota_keys:
         counts, *windows = quota_replies
@@ -201,7 +240,7 @@ def _plan(
     counters = counters or _Counters()
     for add, record in zip(adds, found, strict=True):
         if record is not None:
-            result.resolved.append((add, add.outcome_of_record(record)))
+            plan.reported.append((add, add.outcome_of_record(record)))
             continue
         over_budget = _over_budget(add, counters, store_full)
         if over_budget is not None:
@@ -263,6 +302,8 @@ async def _execute(
     plan: _Plan,
     result: AttemptResult,
     wait_until: float | None,
+    *,
+    acks: ReplicaAcks | None,
 ) -> None:
     # The sum is written even when it does not change: every pending EXEC that read it fails.
     commands: list[resp.Command] = [("MULTI",), ("SET", sum_key, amounts.render(plan.total))]
@@ -279,35 +320,80 @@ async def _execute(
         commands.append(("INCRBY", quota.counter_key, count))
     commands.append(("EXEC",))
     carried = [add for add, _ in plan.applies] + plan.fences
+    limit = bounded_wait(ROUNDTRIP_TIMEOUT_S, wait_until)
+    ack = acks.command(connection, limit) if acks is not None else None
     # Reported before the write: from here on the EXEC may reach Redis whatever happens next.
     for add in carried:
         add.exec_sent()
-    replies = (await _roundtrip(connection, commands, wait_until))[-1]
-    if replies is None:
+    replies = await _roundtrip(connection, commands, limit, ack=ack)
+    exec_reply = replies[len(commands) - 1]
+    if exec_reply is None:
         for add in carried:
             add.exec_discarded()
         result.retry = carried
+        if acks is not None:
+            # Nothing was written, so the WAIT covers nothing read: they are read again.
+            result.retry += [add for add, _ in plan.reported]
         return
     for add in carried:
         add.exec_applied()
-    result.resolved += [(add, Committed(body, replayed=False)) for add, body in plan.applies]
+    outcomes: list[tuple[PendingAdd, Outcome]] = [
+        (add, Committed(body, replayed=False)) for add, body in plan.applies
+    ]
     for add in plan.fences:
         assert add.refusal is not None
-        result.resolved.append((add, add.refusal))
+        outcomes.append((add, add.refusal))
+    if acks is not None:
+        # The EXEC wrote after the records were read: the WAIT covers those answers too.
+        outcomes += plan.reported
+        if not acks.covered(replies[-1]):
+            outcomes = _unconfirmed(outcomes, acks)
+    result.resolved += outcomes
     result.committed = len(plan.applies)
 
 
+async def _confirm_reported(
+    connection: Connection,
+    plan: _Plan,
+    result: AttemptResult,
+    wait_until: float,
+    acks: ReplicaAcks,
+) -> None:
+    """Nothing to commit, only answers read from records: write the probe, then WAIT."""
+    limit = bounded_wait(ROUNDTRIP_TIMEOUT_S, wait_until)
+    commands: list[resp.Command] = [("UNWATCH",), acks.probe()]
+    replies = await _roundtrip(connection, commands, limit, ack=acks.command(connection, limit))
+    outcomes = plan.reported
+    if not acks.covered(replies[-1]):
+        outcomes = _unconfirmed(outcomes, acks)
+    result.resolved += outcomes
+
+
+def _unconfirmed(
+    outcomes: list[tuple[PendingAdd, Outcome]], acks: ReplicaAcks
+) -> list[tuple[PendingAdd, Outcome]]:
+    metrics.REPLICA_ACKS_SHORT.inc()
+    return [(add, add.unconfirmed(acks.replicas)) for add, _ in outcomes]
+
+
 def _refused(exc: ResponseError, adds: Sequence[PendingAdd], result: AttemptResult) -> None:
-    """Redis answered with an error: nothing of this attempt was applied, and a fence would be
-    refused the same way."""
+    """Redis answered with an error: nothing of this attempt was applied. When the primary moved
+    or lost its replicas, the adds are tried again (on the primary found again); otherwise a
+    fence would be refused the same way."""
     for add in adds:
         if add.exec_in_flight:
             # Still maybe applied only if an earlier EXEC of it was lost: that one is still to be
             # resolved, by its record or a fence.
             add.exec_refused()
+    done = {add.commit_id for add, _ in result.resolved}
+    moved = _primary_refusal(exc)
+    if moved is not None:
+        metrics.PRIMARY_REFUSALS.labels(moved).inc()
+        result.primary_refused = True
+        result.retry += [add for add in adds if add.commit_id not in done]
+        return
     reason = f"Redis refused the write ({exc})"
     now = asyncio.get_running_loop().time()
-    done = {add.commit_id for add, _ in result.resolved}
     for add in adds:
         if add.commit_id in done:
             continue
@@ -319,3 +405,13 @@ def _refused(exc: ResponseError, adds: Sequence[PendingAdd], result: AttemptResu
             result.resolved.append((add, answer))
         else:
             result.retry.append(add)
+
+
+def _primary_refusal(exc: ResponseError) -> str | None:
+    """`readonly` or `noreplicas` when Redis refused because of the primary's state, not the
+    transaction's: a demoted primary, or fewer good replicas than min-replicas-to-write."""
+    if isinstance(exc, ReadOnlyError):
+        return "readonly"
+    if str(exc).startswith("NOREPLICAS"):
+        return "noreplicas"
+    return None

@@ -16,7 +16,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
-from abacus.node import memory_watch, redis_pool
+from abacus.node import memory_watch, redis_pool, replica_acks
 from abacus.node.errors import ApiError, ErrorCode, error_response
 from abacus.node.group_commit import GroupCommitter
 from abacus.node.host_check import HostCheckMiddleware
@@ -87,13 +87,11 @@ def create_app(
             max_batch=settings.max_batch,
             deadline_s=settings.add_deadline_s,
             memory=app.state.memory,
+            acks=replica_acks.for_settings(settings),
         )
         if settings.admin_token is None:
             log.warning("ABACUS_ADMIN_TOKEN is not set: anyone can reset the sum")
-        log.info(
-            "node started",
-            extra={"redis_url": _without_password(settings.redis_url), "key": settings.key},
-        )
+        log.info("node started", extra={**_redis_location(settings), "key": settings.key})
         try:
             # The server's state: its own answers (protocol_answers.py) carry the node id.
             yield {NODE_ID_KEY: settings.node_id}
@@ -102,8 +100,8 @@ def create_app(
             # Answer every queued add before the pool goes: a graceful stop loses nothing.
             await app.state.committer.close()
             await poller
-            await commit_pool.disconnect()
-            await pool.disconnect()
+            await redis_pool.close_pool(commit_pool)
+            await redis_pool.close_pool(pool)
             log.info("node stopped")
 
     app = Starlette(
@@ -122,6 +120,15 @@ def create_app(
     return RequestContextMiddleware(
         HostCheckMiddleware(app, settings), settings.node_id, known_paths
     )
+
+
+def _redis_location(settings: Settings) -> dict[str, object]:
+    """Where the node looks for Redis, for its start line (no password)."""
+    location: dict[str, object] = {"min_replica_acks": settings.min_replica_acks}
+    if settings.redis_sentinels:
+        sentinels = [f"{host}:{port}" for host, port in settings.redis_sentinels]
+        return {**location, "redis_sentinels": sentinels, "master": settings.redis_sentinel_master}
+    return {**location, "redis_url": _without_password(settings.redis_url)}
 
 
 def _without_password(url: str) -> str:

@@ -60,6 +60,19 @@ UNTRUSTED_RETRY_KEYS = Counter(
     "Requests with a retry key but without the balancer's secret (the key was ignored)",
 )
 REDIS_ERRORS = Counter("abacus_redis_errors_total", "Redis calls that failed", ["operation"])
+# Replication (docs/design.md, "Replication and failover"): what a failover looks like from a
+# node, and answers held back because replicas did not confirm them.
+PRIMARY_REFUSALS = Counter(
+    "abacus_primary_refusals_total",
+    "Transactions Redis refused because the primary was demoted or lacked replicas, by reason "
+    "(readonly, noreplicas); their adds were tried again",
+    ["reason"],
+)
+REPLICA_ACKS_SHORT = Counter(
+    "abacus_replica_acks_short_total",
+    "WAITs (or WAITAOFs) that fell short of ABACUS_MIN_REPLICA_ACKS: their answers became "
+    "outcome_unknown",
+)
 # The key budget (key_quota.py, memory_watch.py). Every worker polls the same Redis, so
 # the ratio is the freshest reading of any live worker; the pause is per worker, so this counts
 # the workers that pause (a test waits for all of them, an operator alerts on any).

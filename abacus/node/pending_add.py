@@ -331,6 +331,15 @@ class PendingAdd:
         metrics.KEY_BUDGET_REFUSALS.labels(refusal.code).inc()
         return refusal
 
+    def unconfirmed(self, replicas: int) -> Outcome:
+        """Redis's primary holds what this add's answer would report (its commit, its fence, its
+        record), but fewer than `replicas` replicas confirmed it in time: a failover could still
+        undo it, so neither a 200 nor a final refusal is true yet."""
+        return outcome_unknown(
+            f"the primary holds this add's outcome, but fewer than {replicas} replica(s) "
+            "confirmed it in time, so a failover could still undo it"
+        )
+
     def fence_not_written(self, reason: str) -> Outcome:
         """Redis refused the fence's transaction (full, read-only): nothing more can be done."""
         return outcome_unknown(f"the add could not be refused for good ({reason})")

@@ -37,6 +37,9 @@ LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 BALANCER_SECRET = re.compile(r"[A-Za-z0-9._~+/=-]{32,256}")
 # Host names a node answers besides IP addresses (which DNS rebinding cannot use).
 DEFAULT_SERVER_NAMES = ("localhost",)
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+# The name both stacks give the primary their Sentinels watch (`sentinel monitor abacus ...`).
+DEFAULT_SENTINEL_MASTER = "abacus"
 
 
 class SettingsError(ValueError):
@@ -70,6 +73,12 @@ class Settings:
     web_concurrency: int = 2
     # Host header values (without port) this node serves; IP addresses are always served.
     server_names: tuple[str, ...] = DEFAULT_SERVER_NAMES
+    # Sentinels (host, port) to ask for the primary instead of `redis_url`; () without Sentinel.
+    redis_sentinels: tuple[tuple[str, int], ...] = ()
+    # The name the Sentinels know the primary by.
+    redis_sentinel_master: str = DEFAULT_SENTINEL_MASTER
+    # Replicas that must confirm a write (WAIT / WAITAOF) before an answer reports it; 0: none.
+    min_replica_acks: int = 0
 
     @property
     def sum_key(self) -> str:
@@ -109,9 +118,13 @@ class Settings:
         if admin_token is not None and not is_visible_ascii(admin_token):
             # An Authorization header carries visible ASCII only: such a token could never match.
             raise SettingsError("ABACUS_ADMIN_TOKEN must be visible ASCII characters only")
+        sentinels = _sentinels(env.get("REDIS_SENTINELS"))
+        if sentinels and env.get("REDIS_URL"):
+            # Two answers to "where is Redis": refuse rather than silently pick one.
+            raise SettingsError("set REDIS_URL or REDIS_SENTINELS, not both")
         return cls(
             node_id=env.get("NODE_ID") or socket.gethostname(),
-            redis_url=env.get("REDIS_URL") or "redis://127.0.0.1:6379/0",
+            redis_url=env.get("REDIS_URL") or DEFAULT_REDIS_URL,
             redis_password=password,
             key=env.get("ABACUS_KEY") or "abacus:sum",
             admin_token=admin_token,
@@ -130,6 +143,9 @@ class Settings:
             port=_int(env, "PORT", 8000, minimum=1, maximum=65535),
             web_concurrency=_int(env, "WEB_CONCURRENCY", 2, minimum=1),
             server_names=_server_names(env.get("ABACUS_SERVER_NAMES")),
+            redis_sentinels=sentinels,
+            redis_sentinel_master=_master_name(env.get("REDIS_SENTINEL_MASTER")),
+            min_replica_acks=_int(env, "ABACUS_MIN_REPLICA_ACKS", 0, minimum=0),
         )
 
 
@@ -203,6 +219,28 @@ def _server_names(raw: str | None) -> tuple[str, ...]:
         if not re.fullmatch(r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?", name):
             raise SettingsError(f"ABACUS_SERVER_NAMES: {name!r} is not a host name")
     return names
+
+
+def _sentinels(raw: str | None) -> tuple[tuple[str, int], ...]:
+    """`host:port` items, space- or comma-separated; an IPv6 host in brackets (`[::1]:26379`)."""
+    if raw is None or not raw.strip():
+        return ()
+    found = []
+    for item in raw.replace(",", " ").split():
+        host, colon, port = item.rpartition(":")
+        host = host.removeprefix("[").removesuffix("]")
+        if not colon or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise SettingsError(f"REDIS_SENTINELS: {item!r} is not host:port")
+        found.append((host, int(port)))
+    return tuple(found)
+
+
+def _master_name(raw: str | None) -> str:
+    name = raw or DEFAULT_SENTINEL_MASTER
+    # Sentinel's own rule for a master's name: it goes into its config file unquoted.
+    if not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", name):
+        raise SettingsError(f"REDIS_SENTINEL_MASTER: {name!r} is not a name Sentinel takes")
+    return name
 
 
 def _host_name(host: str) -> str:

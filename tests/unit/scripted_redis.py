@@ -12,7 +12,10 @@ reply per command), so each fault applies to a whole round trip:
 - `CONFLICT`: another client writes the sum just before these commands run.
 - `GARBLED`: executed, then the replies cannot be parsed (redis-py's InvalidResponse): not an
   unreachable Redis, so the lane takes it for a bug.
-- `error(message)`: Redis answers each write with an error (out of memory, read-only).
+- `error(message)`: Redis answers each write with an error (out of memory, read-only, too few
+  replicas); READONLY as redis-py's parser gives it, a ReadOnlyError.
+
+WAIT and WAITAOF answer with `replicas_confirming` (WAITAOF also with the local fsync).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import InvalidResponse, ResponseError
+from redis.exceptions import InvalidResponse, ReadOnlyError, ResponseError
 
 OK = "ok"
 LOST = "lost"
@@ -37,6 +40,13 @@ _ERROR = "error:"
 
 def error(message: str) -> str:
     return _ERROR + message
+
+
+def _refusal(message: str) -> ResponseError:
+    if message.startswith("READONLY "):
+        # As redis-py's parser makes it (its error table maps the code to the class).
+        return ReadOnlyError(message.removeprefix("READONLY "))
+    return ResponseError(message)
 
 
 def parse_commands(packed: bytes) -> list[list[bytes]]:
@@ -65,6 +75,8 @@ class ScriptedRedis:
     # Seconds to live each key was given (SET ... EX); a key not here never expires.
     expiries: dict[bytes, int] = field(default_factory=dict)
     connections_made: int = 0
+    # What WAIT / WAITAOF report: how many replicas confirmed the connection's writes.
+    replicas_confirming: int = 0
 
     def plan(self, faults: Iterable[str]) -> None:
         self.script.extend(faults)
@@ -131,12 +143,15 @@ class ScriptedConnection:
 
     def _run(self, command: list[bytes], fault: str) -> Any:
         name, args = command[0].decode().upper(), command[1:]
+        if fault.startswith(_ERROR) and name == "SET":
+            # Redis refuses it (inside MULTI, and then the EXEC: EXECABORT).
+            self.aborted = True
+            return _refusal(fault.removeprefix(_ERROR))
         if self.queued is not None and name != "EXEC":
-            if fault.startswith(_ERROR) and name == "SET":
-                self.aborted = True  # Redis refuses it, and then the EXEC (EXECABORT)
-                return ResponseError(fault.removeprefix(_ERROR))
             self.queued.append(command)
             return b"QUEUED"
+        if name in ("WAIT", "WAITAOF", "SET"):
+            return self._write_or_wait(name, command)
         if name == "WATCH":
             self.watched = {key: self.server.versions.get(key, 0) for key in args}
         elif name == "UNWATCH":
@@ -148,6 +163,13 @@ class ScriptedConnection:
         else:
             raise AssertionError(f"unexpected command {name}")
         return b"OK"
+
+    def _write_or_wait(self, name: str, command: list[bytes]) -> Any:
+        """SET outside a transaction (the probe before a WAIT), WAIT and WAITAOF."""
+        if name == "SET":
+            return self._apply(command)
+        confirming = self.server.replicas_confirming
+        return confirming if name == "WAIT" else [1, confirming]
 
     def _read_or_exec(self, name: str, args: list[bytes]) -> Any:
         if name == "GET":

@@ -17,7 +17,15 @@ from abacus.node.memory_watch import MemoryWatch
 from abacus.node.pending_add import Committed, Exposure, Others, Outcome, PendingAdd
 from abacus.node.settings import RESOLVE_GRACE_S
 from tests.unit.commit_support import SUM_KEY, committer, quota
-from tests.unit.scripted_redis import CONFLICT, DROPPED, GARBLED, LOST, STALL, ScriptedRedis
+from tests.unit.scripted_redis import (
+    CONFLICT,
+    DROPPED,
+    GARBLED,
+    LOST,
+    STALL,
+    ScriptedRedis,
+    error,
+)
 
 T = TypeVar("T")
 DEADLINE_S = 0.3
@@ -329,5 +337,49 @@ def test_a_client_s_quota_holds_across_batches() -> None:
         assert answers == ["200", "200", "key_quota_exhausted", "key_quota_exhausted"]
         assert server.get(SUM_KEY) == b"3"
         assert budget_refusals("key_quota_exhausted") == before + 2
+
+    run(test)
+
+
+NOREPLICAS = "NOREPLICAS Not enough good replicas to write."
+
+
+def test_a_primary_refusing_writes_is_waited_out_until_the_deadline_then_answered_truly() -> None:
+    """READONLY / NOREPLICAS (a failover under way): nothing was applied, so the add keeps trying,
+    with the backoff for an unreachable Redis, until its deadline; then it is refused at once if
+    nobody else carries it, or is unknown (no fence can be written) if someone may."""
+
+    async def test() -> None:
+        server = ScriptedRedis()
+        server.plan(["ok", error(NOREPLICAS)] * 200)
+        owner = committer(server, deadline_s=DEADLINE_S)
+        sole = owner.submit(Decimal(1), None, 60)
+        shared = owner.submit(Decimal(2), "abacus:sum:idem:k", 60, others=Others.SAME_KEY)
+        (sole_answer, sole_took), (shared_answer, shared_took) = [
+            await answered(sole),
+            await answered(shared),
+        ]
+        await closed(owner)
+        assert sole_answer == "unavailable"
+        assert DEADLINE_S <= sole_took < DEADLINE_S + TIMER_SLACK_S
+        assert shared_answer == "outcome_unknown"
+        assert shared_took < DEADLINE_S + RESOLVE_GRACE_S + TIMER_SLACK_S
+        assert sole.attempts > 1
+        assert server.get(SUM_KEY) is None
+
+    run(test)
+
+
+def test_a_primary_that_takes_writes_again_within_the_deadline_commits_the_add() -> None:
+    async def test() -> None:
+        server = ScriptedRedis()
+        server.plan(["ok", error("READONLY You can't write against a read only replica.")] * 2)
+        owner = committer(server, deadline_s=5.0)
+        add = owner.submit(Decimal(3), None, 60)
+        outcome = await add.future
+        await closed(owner)
+        assert code(outcome) == "200"
+        assert add.attempts == 3
+        assert server.get(SUM_KEY) == b"3"
 
     run(test)

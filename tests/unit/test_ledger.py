@@ -10,13 +10,14 @@ from typing import Any, TypeVar
 
 import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import InvalidResponse
+from redis.exceptions import InvalidResponse, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from abacus.node import ledger, records
-from abacus.node.errors import ApiError
+from abacus.node.errors import ApiError, unavailable
 from abacus.node.json_body import parse
 from abacus.node.pending_add import Committed, Exposure, Others, PendingAdd
+from abacus.node.replica_acks import ReplicaAcks
 from abacus.node.settings import RESOLVE_GRACE_S
 from tests.unit.commit_support import SUM_KEY, keyed_add, lose_exec, make_add, quota
 from tests.unit.scripted_redis import (
@@ -38,10 +39,16 @@ def run(test: Callable[[], Coroutine[Any, Any, T]]) -> T:
 
 
 async def attempt(
-    server: ScriptedRedis, adds: Sequence[PendingAdd], *, store_full: bool = False
+    server: ScriptedRedis,
+    adds: Sequence[PendingAdd],
+    *,
+    store_full: bool = False,
+    acks: ReplicaAcks | None = None,
 ) -> ledger.AttemptResult:
     connection: Any = ScriptedConnection(server)
-    return await ledger.attempt(connection, SUM_KEY, "unit-node", adds, store_full=store_full)
+    return await ledger.attempt(
+        connection, SUM_KEY, "unit-node", adds, store_full=store_full, acks=acks
+    )
 
 
 def answers(result: ledger.AttemptResult) -> list[str]:
@@ -550,5 +557,140 @@ def test_a_maybe_applied_add_whose_record_is_absent_is_applied_by_a_later_attemp
         assert answers(result) == ["200"]
         assert (after_the_drop, add.exposure) == (Exposure.MAYBE_APPLIED, Exposure.APPLIED)
         assert server.get(SUM_KEY) == b"3"
+
+    run(test)
+
+
+# --- Replication: the primary's refusals, and answers confirmed by replicas ---------------------
+
+ONE_ACK = ReplicaAcks(1, "abacus:sum:ack:unit-node")
+READONLY = "READONLY You can't write against a read only replica."
+NOREPLICAS = "NOREPLICAS Not enough good replicas to write."
+
+
+@pytest.mark.parametrize("refusal", [READONLY, NOREPLICAS])
+def test_a_demoted_primary_or_one_short_of_replicas_applies_nothing_and_the_adds_go_back(
+    refusal: str,
+) -> None:
+    """Not the add's fault: tried again (on the primary found again) until the deadline, rather
+    than refused at once as other error replies are."""
+
+    async def test() -> None:
+        server = ScriptedRedis(data={b"abacus:sum": b"5"})
+        server.plan(["ok", error(refusal)])
+        sole = make_add(1, "sole")
+        shared = keyed_add(2, "shared")
+        earlier = lose_exec(make_add(3, "earlier"))
+        result = await attempt(server, [sole, shared, earlier])
+        assert result.resolved == []
+        assert result.retry == [sole, shared, earlier]
+        assert result.primary_refused
+        assert not shared.fencing, "nothing to fence: no add is refused"
+        assert sole.exposure is Exposure.NOT_SENT, "the refused EXEC applied nothing"
+        assert earlier.exposure is Exposure.MAYBE_APPLIED, "its earlier EXEC is still unresolved"
+        assert server.get(SUM_KEY) == b"5"
+
+    run(test)
+
+
+def test_with_acks_the_wait_rides_in_the_exec_s_round_trip_within_its_timer() -> None:
+    async def test() -> None:
+        server = ScriptedRedis(replicas_confirming=1)
+        add = make_add(1, "r1")
+        result = await attempt(server, [add], acks=ONE_ACK)
+        assert answers(result) == ["200"]
+        *_, last = server.sent
+        assert last[-2:] == ["EXEC", "WAIT"]
+        assert last.count("MULTI") == 1
+
+    run(test)
+
+
+def test_with_acks_a_commit_no_replica_confirmed_is_unknown_not_a_200() -> None:
+    async def test() -> None:
+        server = ScriptedRedis(replicas_confirming=0)
+        add = make_add(1, "r1")
+        shared = lose_exec(keyed_add(2, "shared"))
+        assert shared.refuse(unavailable("out of time"), 0.0) is None, "it needs a fence"
+        result = await attempt(server, [add, shared], acks=ReplicaAcks(2, "probe"))
+        assert answers(result) == ["outcome_unknown", "outcome_unknown"], "the fence too"
+        assert "replica" in str(dict(result.resolved)[add])
+        assert add.exposure is Exposure.APPLIED, "the primary has it"
+        assert server.get(SUM_KEY) == b"1"
+        assert result.retry == []
+
+    run(test)
+
+
+def test_with_acks_an_answer_read_from_a_record_is_confirmed_by_a_write_then_a_wait() -> None:
+    """A replay writes nothing, and WAIT covers only the connection's own writes: the probe key
+    is written after the read, so the WAIT covers what the read saw."""
+
+    async def test() -> None:
+        server = ScriptedRedis(replicas_confirming=1)
+        first = keyed_add(7, "abacus:sum:idem:k")
+        assert answers(await attempt(server, [first], acks=ONE_ACK)) == ["200"]
+        replay = keyed_add(7, "abacus:sum:idem:k")
+        result = await attempt(server, [replay], acks=ONE_ACK)
+        assert answers(result) == ["200 replay"]
+        assert server.sent[-1] == ["UNWATCH", "SET", "WAIT"]
+        assert server.get(ONE_ACK.probe_key) is not None
+        server.replicas_confirming = 0
+        again = await attempt(server, [keyed_add(7, "abacus:sum:idem:k")], acks=ONE_ACK)
+        assert answers(again) == ["outcome_unknown"]
+
+    run(test)
+
+
+def test_with_acks_a_replay_beside_a_commit_is_confirmed_by_the_exec_s_wait() -> None:
+    async def test() -> None:
+        server = ScriptedRedis(replicas_confirming=1)
+        assert answers(await attempt(server, [keyed_add(7, "k")], acks=ONE_ACK)) == ["200"]
+        result = await attempt(server, [keyed_add(7, "k"), make_add(1, "r")], acks=ONE_ACK)
+        assert sorted(answers(result)) == ["200", "200 replay"]
+        assert server.sent[-1][-2:] == ["EXEC", "WAIT"]
+        assert "UNWATCH" not in server.sent[-1]
+
+    run(test)
+
+
+def test_with_acks_a_conflict_sends_the_replays_back_with_the_batch() -> None:
+    """A discarded EXEC wrote nothing, so its WAIT confirms nothing the attempt read."""
+
+    async def test() -> None:
+        server = ScriptedRedis(replicas_confirming=1)
+        assert answers(await attempt(server, [keyed_add(7, "k")], acks=ONE_ACK)) == ["200"]
+        replay, fresh = keyed_add(7, "k"), make_add(1, "r")
+        server.plan(["ok", CONFLICT])
+        result = await attempt(server, [replay, fresh], acks=ONE_ACK)
+        assert result.resolved == []
+        assert set(result.retry) == {replay, fresh}
+
+    run(test)
+
+
+def test_without_acks_nothing_waits_for_replicas() -> None:
+    async def test() -> None:
+        server = ScriptedRedis(replicas_confirming=0)
+        assert answers(await attempt(server, [keyed_add(7, "k")])) == ["200"]
+        assert answers(await attempt(server, [keyed_add(7, "k")])) == ["200 replay"]
+        assert not any("WAIT" in names for names in server.sent)
+
+    run(test)
+
+
+def test_an_error_reply_to_the_wait_confirms_nothing_and_unapplies_nothing() -> None:
+    """WAIT refused (its server demoted since the EXEC, an ACL): the EXEC still counted, so the
+    answer is unknown, never "nothing changed"."""
+
+    async def test() -> None:
+        server = ScriptedRedis()
+        refusal = ResponseError("ERR WAIT cannot be used with replica instances")
+        server.replicas_confirming = refusal  # type: ignore[assignment]
+        add = make_add(1, "r1")
+        result = await attempt(server, [add], acks=ONE_ACK)
+        assert answers(result) == ["outcome_unknown"]
+        assert add.exposure is Exposure.APPLIED
+        assert server.get(SUM_KEY) == b"1"
 
     run(test)

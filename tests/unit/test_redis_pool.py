@@ -9,9 +9,10 @@ from typing import ClassVar
 import pytest
 from fakeredis import FakeServer
 from redis.asyncio import BlockingConnectionPool
+from redis.asyncio.sentinel import SentinelConnectionPool
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from abacus.node import redis_pool
+from abacus.node import redis_pool, replica_acks, sentinel_pool
 from tests.unit.conftest import FakeConnection, fake_pools, make_settings
 
 
@@ -89,3 +90,57 @@ def test_a_handshake_cut_short_never_goes_back_to_the_pool_connected() -> None:
     (connection,) = _StallingHandshake.stalled
     # Left connected, its next command would read the handshake's late reply as its own.
     assert not connection.is_connected
+
+
+SENTINELS = "sentinel-1:26379,sentinel-2:26379"
+
+
+def test_through_sentinel_the_pool_has_the_same_limits_timeouts_and_no_retries() -> None:
+    settings = make_settings(REDIS_SENTINELS=SENTINELS, REDIS_SENTINEL_MASTER="ledger")
+    pool = redis_pool.make_pool(settings)
+    assert isinstance(pool, BlockingConnectionPool)
+    assert isinstance(pool, SentinelConnectionPool)
+    assert pool.service_name == "ledger"
+    assert pool.is_master
+    assert pool.connection_class is sentinel_pool.PrimaryConnection
+    assert pool.max_connections == redis_pool.MAX_CONNECTIONS
+    assert pool.timeout == redis_pool.POOL_TIMEOUT_S
+    options = pool.connection_kwargs
+    assert options["socket_connect_timeout"] == redis_pool.CONNECT_TIMEOUT_S
+    assert options["socket_timeout"] == redis_pool.SOCKET_TIMEOUT_S
+    assert options["retry"].get_retries() == 0, "a re-sent EXEC could count an add twice"
+
+
+def test_through_sentinel_a_request_waits_for_a_free_connection(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """redis-py's SentinelConnectionPool fails at once when every connection is in use; this
+    one waits for one to come back, as the pool of a lone Redis does."""
+
+    async def connected(self: object, connection: object) -> None:
+        pass  # no Sentinel, no Redis: this test is about the pool's bookkeeping
+
+    monkeypatch.setattr(BlockingConnectionPool, "ensure_connection", connected)
+
+    async def contend() -> bool:
+        pool = redis_pool.make_pool(make_settings(REDIS_SENTINELS=SENTINELS))
+        pool.max_connections = 1
+        held = await pool.get_connection()  # type: ignore[no-untyped-call]
+        waiting = asyncio.create_task(pool.get_connection())  # type: ignore[no-untyped-call]
+        await asyncio.sleep(0)
+        still_waiting = not waiting.done()
+        await pool.release(held)
+        assert await waiting is held
+        await redis_pool.close_pool(pool)
+        return still_waiting
+
+    assert asyncio.run(contend()), "it waited instead of raising 'Too many connections'"
+
+
+def test_only_the_commit_pool_learns_about_waitaof_and_only_when_acks_are_asked() -> None:
+    asked = make_settings(ABACUS_MIN_REPLICA_ACKS="1")
+    commit_pool = redis_pool.make_pool(asked, socket_timeout=None)
+    assert commit_pool.connection_kwargs["redis_connect_func"] is replica_acks.handshake
+    assert "redis_connect_func" not in redis_pool.make_pool(asked).connection_kwargs
+    plain = redis_pool.make_pool(make_settings(), socket_timeout=None)
+    assert "redis_connect_func" not in plain.connection_kwargs

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 from pathlib import Path
 
@@ -82,6 +83,9 @@ def test_empty_values_mean_the_default() -> None:
             "LOG_FORMAT",
             "ABACUS_BALANCER_SECRET_FILE",
             "ABACUS_SERVER_NAMES",
+            "REDIS_SENTINELS",
+            "REDIS_SENTINEL_MASTER",
+            "ABACUS_MIN_REPLICA_ACKS",
         )
     }
     assert Settings.from_env(empty) == Settings.from_env({})
@@ -212,3 +216,56 @@ def test_an_unreadable_password_file_is_refused(tmp_path: Path) -> None:
 def test_an_own_record_outlives_the_answer_to_its_add() -> None:
     settings = Settings.from_env({"ABACUS_ADD_DEADLINE_MS": "3000"})
     assert settings.own_record_ttl_s == int(3.0 + RESOLVE_GRACE_S) + 60
+
+
+def test_without_sentinels_the_nodes_use_redis_url_and_wait_for_no_replica() -> None:
+    settings = Settings.from_env({})
+    assert settings.redis_sentinels == ()
+    assert settings.redis_sentinel_master == "abacus"
+    assert settings.min_replica_acks == 0
+
+
+def test_sentinels_are_host_port_items_and_name_the_primary() -> None:
+    settings = Settings.from_env(
+        {
+            "REDIS_SENTINELS": "sentinel-1:26379, sentinel-2:26379 [::1]:26380",
+            "REDIS_SENTINEL_MASTER": "ledger.primary-1",
+            "ABACUS_MIN_REPLICA_ACKS": "2",
+        }
+    )
+    assert settings.redis_sentinels == (
+        ("sentinel-1", 26379),
+        ("sentinel-2", 26379),
+        ("::1", 26380),
+    )
+    assert settings.redis_sentinel_master == "ledger.primary-1"
+    assert settings.min_replica_acks == 2
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"REDIS_SENTINELS": "sentinel-1"}, "REDIS_SENTINELS: 'sentinel-1' is not host:port"),
+        ({"REDIS_SENTINELS": ":26379"}, "is not host:port"),
+        ({"REDIS_SENTINELS": "s:0"}, "is not host:port"),
+        ({"REDIS_SENTINELS": "s:65536"}, "is not host:port"),
+        ({"REDIS_SENTINELS": "s:port"}, "is not host:port"),
+        ({"REDIS_SENTINEL_MASTER": "two words"}, "REDIS_SENTINEL_MASTER"),
+        ({"ABACUS_MIN_REPLICA_ACKS": "-1"}, "ABACUS_MIN_REPLICA_ACKS must be at least 0"),
+        (
+            {"REDIS_SENTINELS": "s:26379", "REDIS_URL": "redis://r:6379/0"},
+            "set REDIS_URL or REDIS_SENTINELS, not both",
+        ),
+    ],
+)
+def test_sentinel_and_replica_settings_refuse_what_cannot_work(
+    env: dict[str, str], message: str
+) -> None:
+    with pytest.raises(SettingsError, match=re.escape(message)):
+        Settings.from_env(env)
+
+
+def test_an_empty_redis_url_leaves_the_sentinels_in_charge() -> None:
+    """What the stacks set (compose's empty-means-default rule): no conflict."""
+    settings = Settings.from_env({"REDIS_URL": "", "REDIS_SENTINELS": "s:26379"})
+    assert settings.redis_sentinels == (("s", 26379),)
