@@ -43,7 +43,7 @@ from tests.test_compose import (
 from tests.waiting import wait_until
 
 HA_FILE = ROOT / "compose.ha.yaml"
-NODES = ("node1", "node2", "node3")
+NODES = ("node",)
 INSTANCES = ("redis", "redis-2", "redis-3")
 SENTINELS = ("sentinel-1", "sentinel-2", "sentinel-3")
 SENTINEL_PORT = 26379
