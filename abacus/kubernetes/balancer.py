@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from abacus import conf
-from abacus.kubernetes import nodes, secrets
+from abacus.kubernetes import nodes, objects, secrets
 from abacus.kubernetes.objects import (
     CONFIG_HASH_ANNOTATION,
     SECRETS_DIR,
@@ -204,32 +204,20 @@ def mode(modes: dict[str, FileMode], key: str) -> dict[str, FileMode]:
 
 
 def service() -> Document:
-    body: Manifest = {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": metadata(NAME, COMPONENT),
-        "spec": {
-            "selector": selector(COMPONENT),
-            "ports": [
-                {"name": PORT_NAME, "port": PORT, "targetPort": PORT_NAME, "protocol": "TCP"}
-            ],
-        },
-    }
-    return Document(
+    return objects.cluster_service(
+        NAME,
+        COMPONENT,
+        PORT_NAME,
+        PORT,
         "The service's URL inside the cluster; publish it with an Ingress, a LoadBalancer or\n"
         "`kubectl port-forward service/abacus-balancer 8080:8080`.",
-        body,
     )
 
 
 def disruption_budget() -> Document:
-    body: Manifest = {
-        "apiVersion": "policy/v1",
-        "kind": "PodDisruptionBudget",
-        "metadata": metadata(NAME, COMPONENT),
-        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector(COMPONENT)}},
-    }
-    return Document("Drains and upgrades take one balancer at a time.", body)
+    return objects.disruption_budget(
+        NAME, COMPONENT, "Drains and upgrades take one balancer at a time."
+    )
 
 
 def documents(cluster_domain: str) -> list[Document]:

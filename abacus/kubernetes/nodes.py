@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from abacus.kubernetes import redis, secrets
+from abacus.kubernetes import objects, redis, secrets
 from abacus.kubernetes.objects import (
     SECRETS_DIR,
     STOP_MARGIN_S,
@@ -179,13 +179,9 @@ def autoscaler() -> Document:
 
 
 def disruption_budget() -> Document:
-    body: Manifest = {
-        "apiVersion": "policy/v1",
-        "kind": "PodDisruptionBudget",
-        "metadata": metadata(NAME, COMPONENT),
-        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector(COMPONENT)}},
-    }
-    return Document("Drains and upgrades take one node at a time.", body)
+    return objects.disruption_budget(
+        NAME, COMPONENT, "Drains and upgrades take one node at a time."
+    )
 
 
 def documents(image: str) -> list[Document]:

@@ -123,3 +123,30 @@ def http_probe(path: str, port: str, period_s: int, failures: int) -> dict[str, 
         "timeoutSeconds": 2,
         "failureThreshold": failures,
     }
+
+
+def cluster_service(name: str, component: str, port_name: str, port: int, why: str) -> Document:
+    """A Service with a cluster address in front of one workload's named port."""
+    body: Manifest = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": metadata(name, component),
+        "spec": {
+            "selector": selector(component),
+            "ports": [
+                {"name": port_name, "port": port, "targetPort": port_name, "protocol": "TCP"}
+            ],
+        },
+    }
+    return Document(why, body)
+
+
+def disruption_budget(name: str, component: str, why: str) -> Document:
+    """Voluntary disruptions (drains, upgrades) take one pod of the workload at a time."""
+    body: Manifest = {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": metadata(name, component),
+        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector(component)}},
+    }
+    return Document(why, body)

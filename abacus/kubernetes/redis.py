@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from abacus import conf
-from abacus.kubernetes import secrets
+from abacus.kubernetes import objects, secrets
 from abacus.kubernetes.objects import (
     CONFIG_HASH_ANNOTATION,
     SECRETS_DIR,
@@ -141,18 +141,7 @@ def stateful_set() -> Document:
 
 
 def service() -> Document:
-    body: Manifest = {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": metadata(NAME, COMPONENT),
-        "spec": {
-            "selector": selector(COMPONENT),
-            "ports": [
-                {"name": PORT_NAME, "port": PORT, "targetPort": PORT_NAME, "protocol": "TCP"}
-            ],
-        },
-    }
-    return Document("The nodes' REDIS_URL.", body)
+    return objects.cluster_service(NAME, COMPONENT, PORT_NAME, PORT, "The nodes' REDIS_URL.")
 
 
 def network_policy(client_selector: dict[str, str]) -> Document:
