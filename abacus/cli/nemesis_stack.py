@@ -12,20 +12,17 @@ when the verdict re-judged from the file differs from the live one.
 from __future__ import annotations
 
 import argparse
-import secrets
 import sys
-import tempfile
 from pathlib import Path
 
+from abacus.cli.throwaway_stack import TOKEN, throwaway_stack
 from abacus.harness import arguments, faults, plot
 from abacus.harness.check import CheckReport, rejudge, save_history
 from abacus.harness.nemesis import Nemesis
 from abacus.harness.report import check_json, render_check
 from abacus.harness.timed_run import run_timed
-from abacus.local_stack import LocalStack, StackConfig, StackError
+from abacus.local_stack import LocalStack, StackError
 
-# A throwaway stack needs a throwaway token: reset is how the check starts from 0.
-TOKEN = secrets.token_hex(16)
 DURATION_S = 60.0
 CONCURRENCY = 64
 # Long enough that the service is seen serving between faults, short enough that every kind
@@ -55,21 +52,13 @@ def main(argv: list[str] | None = None) -> int:
     if not plot.available():
         print(f"nemesis_stack.py: {plot.INSTALL_HINT}", file=sys.stderr)
         return arguments.EXIT_CANNOT_RUN
-    with tempfile.TemporaryDirectory(prefix="abacus-nemesis-") as directory:
-        config = StackConfig.on_free_ports(
-            Path(directory), rate_limit=False, node_env={"ABACUS_ADMIN_TOKEN": TOKEN}
-        )
-        stack = LocalStack(config)
-        try:
-            print(f"starting a local stack at {config.url} ...", file=sys.stderr, flush=True)
-            stack.up()
+    try:
+        # Stopped as its state file names it then: the nemesis replaced nodes and Redis.
+        with throwaway_stack("abacus-nemesis-") as stack:
             return _run(stack, args)
-        except StackError as exc:
-            print(f"nemesis_stack.py: {exc}", file=sys.stderr)
-            return arguments.EXIT_CANNOT_RUN
-        finally:
-            # What the state file names now: the nemesis replaced nodes and Redis.
-            stack.down()
+    except StackError as exc:
+        print(f"nemesis_stack.py: {exc}", file=sys.stderr)
+        return arguments.EXIT_CANNOT_RUN
 
 
 def _run(stack: LocalStack, args: argparse.Namespace) -> int:
