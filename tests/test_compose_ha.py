@@ -419,3 +419,45 @@ def _answers(client: redis.Redis) -> bool:
         return bool(client.ping())
     except redis.ConnectionError:
         return False
+
+
+@pytest.mark.stack
+def test_a_killed_primary_started_during_its_failover_waits_and_follows_the_promoted_one(
+    ha: dict[str, Any], script_run: ScriptRun
+) -> None:
+    # Sentinels that name `redis` and see it down for three polls, then name redis-2.
+    polls = script_run.directory / "polls"
+    shim = script_run.bin / "redis-cli"
+    shim.write_text(
+        "#!/bin/sh\n"
+        'case "$*" in\n'
+        "  *get-master-addr-by-name*)\n"
+        f'    n=$(($(cat "{polls}" 2>/dev/null || echo 0) + 1)); echo "$n" > "{polls}"\n'
+        "    if [ \"$n\" -le 3 ]; then printf 'redis\\n6379\\n';\n"
+        "    else printf 'redis-2\\n6379\\n'; fi ;;\n"
+        "  *'SENTINEL master'*) printf 'name\\nabacus\\nflags\\nmaster,s_down,o_down\\n' ;;\n"
+        "esac\n"
+    )
+    shim.chmod(0o755)
+    (port,) = free_ports(1)
+    env = {**environment(ha, "redis"), "ABACUS_REDIS_HOST": "redis"}
+    command = ["sh", "-ec", script_run.localize(script(ha, "redis"), port)]
+    with running(command, env=script_run.env(**env), cwd=script_run.directory):
+        client = redis.Redis(port=port, password=script_run.password, socket_timeout=5)
+        with contextlib.closing(client):
+            assert wait_until(lambda: _answers(client)), "redis-server started"
+            replication = client.info("replication")
+    assert replication["role"] == "slave", "not a second primary beside the promoted one"
+    assert replication["master_host"] == "redis-2"
+    assert int(polls.read_text()) == 4, "it asked until the Sentinels named another"
+
+
+def test_the_containers_wait_for_a_failover_at_least_as_long_as_the_local_stack(
+    ha: dict[str, Any],
+) -> None:
+    text = script(ha, "redis")
+    polls = re.search(r'"\$polls" -lt (\d+)', text)
+    pause = re.search(r"sleep ([0-9.]+)\n", text)
+    assert polls is not None
+    assert pause is not None
+    assert int(polls.group(1)) * float(pause.group(1)) >= redis_ha.failover_wait_s()

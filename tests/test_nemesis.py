@@ -179,6 +179,46 @@ def test_pause_redis_past_the_add_deadline(make_stack: StackFactory) -> None:
     assert_healthy_and_consistent(stack, report)
 
 
+def replicated_stack(make_stack: StackFactory) -> LocalStack:
+    return make_stack(
+        nodes=2,
+        proxy_read_timeout_s=READ_TIMEOUT_S,
+        redis_ha=True,
+        ABACUS_ADD_DEADLINE_MS=DEADLINE_MS,
+    )
+
+
+def test_kill_redis_on_a_replicated_stack_kills_the_primary_of_the_moment(
+    make_stack: StackFactory,
+) -> None:
+    stack = replicated_stack(make_stack)
+    primary = stack.redis_primary()
+    victim = stack.processes[primary]
+    with background_check(stack, concurrency=16, seed=87, resolve_unknown=True) as run:
+        event, seen, report = inject(
+            stack, run, FaultKind.KILL_REDIS, lambda: not processes.is_alive(victim)
+        )
+    assert seen, f"the primary ({primary}) died"
+    assert f"SIGKILL to {primary} (pid {victim.pid})" in event.detail
+    assert processes.is_alive(stack.processes[primary]), "and came back (as a replica)"
+    assert stack.processes[primary].pid != victim.pid
+    assert_healthy_and_consistent(stack, report)
+
+
+def test_pause_redis_on_a_replicated_stack_stops_the_primary_of_the_moment(
+    make_stack: StackFactory,
+) -> None:
+    stack = replicated_stack(make_stack)
+    primary = stack.redis_primary()
+    pid = stack.processes[primary].pid
+    with background_check(stack, concurrency=16, seed=88, resolve_unknown=True) as run:
+        event, seen, report = inject(stack, run, FaultKind.PAUSE_REDIS, lambda: state(pid) == "T")
+    assert seen, f"the primary ({primary}) was stopped (state T) while the fault lasted"
+    assert f"SIGSTOP to {primary} (pid {pid})" in event.detail
+    assert state(pid) in ("S", "R"), "and running again, the same process"
+    assert_healthy_and_consistent(stack, report)
+
+
 def test_cut_connections(make_stack: StackFactory) -> None:
     stack = tight_stack(make_stack)
     with background_check(stack, concurrency=16, seed=86, resolve_unknown=True) as run:

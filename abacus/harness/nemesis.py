@@ -193,7 +193,10 @@ class Nemesis:
 
     def _kill_redis(self, marks: _Marks) -> str:
         marks.target = "redis"
-        old_pid = self.stack.processes["redis"].pid
+        # With Sentinel it is the primary of the moment that goes: the Sentinels fail over, and
+        # the killed instance comes back as a replica.
+        name = self.stack.redis_primary()
+        old_pid = self.stack.processes[name].pid
         down_s = self.timings.kill_redis_down_s
         marks.start = time.monotonic()
         self.stack.redis("kill")
@@ -201,27 +204,28 @@ class Nemesis:
         marks.recover = time.monotonic()
         self.stack.redis("start")
         return (
-            f"SIGKILL to Redis (pid {old_pid}); started again from its append-only file after "
-            f"{down_s:g} s as pid {self.stack.processes['redis'].pid}"
+            f"SIGKILL to {name} (pid {old_pid}); started again from its append-only file "
+            f"after {down_s:g} s as pid {self.stack.processes[name].pid}"
         )
 
     def _pause_redis(self, marks: _Marks) -> str:
         marks.target = "redis"
+        name = self.stack.redis_primary()
         held_s = self.timings.pause_redis_s
         marks.start = time.monotonic()
-        self.stack.pause("redis")
+        self.stack.pause(name)
         try:
             self._hold_until(marks.start + held_s)
         finally:
             marks.recover = time.monotonic()
-            self.stack.resume("redis")
-        return f"SIGSTOP to Redis for {held_s:g} s, then SIGCONT"
+            self.stack.resume(name)
+        return f"SIGSTOP to {name} (pid {self.stack.processes[name].pid}) for {held_s:g} s"
 
     def _cut_connections(self, marks: _Marks) -> str:
         marks.target = "redis"
         timings = self.timings
         client = redis.Redis.from_url(
-            self.stack.config.effective_redis_url, socket_timeout=5, socket_connect_timeout=5
+            self.stack.redis_primary_url(), socket_timeout=5, socket_connect_timeout=5
         )
         cut = rounds = 0
         with contextlib.closing(client):

@@ -155,13 +155,54 @@ def restart_stopped(
     """Start again every data instance that is not running, as a replica of the primary the
     Sentinels name (an old primary started as a primary would take writes its replicas never
     see until Sentinel demotes it); the names started."""
-    current = primary_port(group)
-    if current is None:
-        raise StackError("no Sentinel answers, so no instance can be told which primary to follow")
     again = [name for name in instance_names() if not processes.is_alive(running[name])]
     for name in again:
-        start_instance(group, name, redis_server, spawn, current)
+        start_instance(group, name, redis_server, spawn, _primary_to_follow(group, name))
     return again
+
+
+def _primary_to_follow(group: Group, name: str) -> int:
+    """The primary `name` should start under. While the Sentinels still name `name` itself and
+    see it down, a failover may be under way: started now, it would be a primary beside the one
+    being promoted, replicas could re-attach to it and confirm writes the failover then discards
+    (seen: acknowledged adds lost with 1 replica ack, the old primary started 2 s after a
+    SIGKILL). So it waits until they name another (then it starts as its replica) or stop seeing
+    it down; past FAILOVER_WAIT_S no failover is coming (no majority of Sentinels), and it starts
+    as the primary it still is."""
+    own_port = group.port_of(name)
+    deadline = time.monotonic() + failover_wait_s()
+    while True:
+        current = primary_port(group)
+        if current is None:
+            raise StackError("no Sentinel answers: no instance can be told which primary to follow")
+        if current != own_port or not _seen_down(group) or time.monotonic() >= deadline:
+            return current
+        time.sleep(0.1)
+
+
+def failover_wait_s() -> float:
+    """Longest a failover takes once the Sentinels see the primary down, from the shared
+    sentinel.conf: down-after-milliseconds, then an election that fails (all voting for
+    themselves) and the next, 2 x failover-timeout, plus a second of margin."""
+    settings: dict[str, float] = {}
+    for line in conf.SENTINEL_CONF.read_text().splitlines():
+        words = line.split()
+        if len(words) == 4 and words[0] == "sentinel" and words[2] == MASTER:
+            settings[words[1]] = float(words[3]) / 1000
+    return settings["down-after-milliseconds"] + 2 * settings["failover-timeout"] + 1.0
+
+
+def _seen_down(group: Group) -> bool:
+    """Whether any Sentinel sees the primary down or is failing it over."""
+    for port in group.sentinel_ports:
+        try:
+            with _client(port) as sentinel:
+                flags = str(sentinel.sentinel_master(MASTER).get("flags", ""))
+        except redis.RedisError:
+            continue
+        if {"s_down", "o_down", "failover_in_progress"} & set(flags.split(",")):
+            return True
+    return False
 
 
 def act(group: Group, action: str, running: Mapping[str, Process], spawn: Spawn) -> None:

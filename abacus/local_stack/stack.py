@@ -384,6 +384,19 @@ class LocalStack:
 
     # ----- faults on purpose (the checker's nemesis, abacus/harness/nemesis.py) ----------------
 
+    def redis_primary(self) -> str:
+        """The name of the Redis process that takes writes now: `redis`, or with `redis_ha` the
+        instance the Sentinels name primary (it changes with each failover)."""
+        if self.config.redis_ha:
+            return redis_ha.primary_name(self.config.redis_group)
+        return "redis"
+
+    def redis_primary_url(self) -> str:
+        if self.config.redis_ha:
+            port = self.config.redis_group.port_of(self.redis_primary())
+            return f"redis://127.0.0.1:{port}/0"
+        return self.config.effective_redis_url
+
     def kill_node(self, name: str) -> None:
         """SIGKILL a node's whole process group (master and workers); returns once it is gone."""
         process = self.processes[self._node(name)]
@@ -400,7 +413,8 @@ class LocalStack:
         self._wait_healthy(name, self.config.node_ports[index])
 
     def pause(self, name: str) -> None:
-        """SIGSTOP the whole process group of a node (node-N) or of Redis ("redis")."""
+        """SIGSTOP the whole process group of a node (node-N), of Redis ("redis") or, with
+        `redis_ha`, of one member of the Redis group (redis-N, sentinel-N)."""
         self._signal_part(name, signal.SIGSTOP)
 
     def resume(self, name: str) -> None:
@@ -423,7 +437,8 @@ class LocalStack:
     def _signal_part(self, name: str, signum: int) -> None:
         if name == "redis" and not self.config.own_redis:
             raise StackError("this stack uses an external Redis (--redis-url); it is not ours")
-        if name != "redis":
+        is_redis = name == "redis" or (self.config.redis_ha and redis_ha.is_member(name))
+        if not is_redis:
             self._node(name)
         if not processes.signal_group(self.processes[name], signum):
             raise StackError(f"{name} is not running")

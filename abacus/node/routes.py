@@ -10,7 +10,6 @@ import re
 import time
 
 from redis.asyncio import Redis
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import Response
@@ -24,6 +23,7 @@ from abacus.node.json_body import encode
 from abacus.node.memory_watch import MemoryWatch
 from abacus.node.pending_add import Committed, Others
 from abacus.node.settings import Settings
+from abacus.node.sum_read import read_stored_sum
 from abacus.node.timestamps import timestamp
 
 log = logging.getLogger("abacus.api")
@@ -44,7 +44,6 @@ UNTRUSTED_LOG_INTERVAL_S = 60.0
 REAL_IP_HEADER = "x-real-ip"
 _RETRY_KEY = re.compile(r"[0-9A-Za-z]{1,64}")
 HEALTH_TIMEOUT_S = 1.0
-READ_TRIES = 3
 HEALTH_KEY_TTL_MS = 60_000
 
 
@@ -141,24 +140,18 @@ def _client(request: Request, settings: Settings) -> str:
 async def read_sum(request: Request) -> Response:
     settings, redis, _ = _services(request)
     try:
-        raw = await _read_with_retries(redis, settings.sum_key)
+        raw = await read_stored_sum(
+            redis,
+            settings.sum_key,
+            replicated=bool(settings.redis_sentinels),
+            replicas=settings.min_replica_acks,
+        )
     except RedisError:
         metrics.REDIS_ERRORS.labels("read").inc()
         raise unavailable("Redis is unavailable; the sum cannot be read now") from None
     return json_response(
         {"sum": amounts.parse_stored(raw), "timestamp": timestamp(), "node_id": settings.node_id}
     )
-
-
-async def _read_with_retries(redis: Redis, key: str) -> bytes | str | None:
-    """GET, repeated on a fresh connection when Redis closed the pooled one (a restart, CLIENT
-    KILL): a read is safe to repeat, unlike an add. A refused connection fails at once anyway."""
-    for _ in range(READ_TRIES - 1):
-        try:
-            return await redis.get(key)
-        except RedisConnectionError:
-            metrics.REDIS_ERRORS.labels("read").inc()
-    return await redis.get(key)
 
 
 async def sum_endpoint(request: Request) -> Response:
