@@ -57,7 +57,8 @@ check: setup system-deps
 nemesis: setup system-deps
 	$(PY) scripts/nemesis_stack.py
 
-# Group commit against one transaction per request, on two fresh local stacks, in one run.
+# Group commit against one transaction per request, on two fresh local stacks, in one run
+# (scripts/bench_stacks.py --compare ceiling|baseline|...: docs/benchmark.md).
 bench: setup system-deps
 	$(PY) scripts/bench_stacks.py
 

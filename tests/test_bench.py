@@ -19,7 +19,9 @@ from abacus.harness.wrk_driver import MARKER, find_wrk, lua_script, run_wrk
 from tests.faulty_servers import Correct, serve
 from tests.script_runner import run_script
 
-MODE_KEYS = {"per_s", "p50_ms", "p99_ms", "non_2xx", "errors", "responses"}
+MODE_KEYS = {
+    "per_s", "p50_ms", "p99_ms", "non_2xx", "errors", "responses", "per_s_spread", "p99_ms_spread",
+}  # fmt: skip
 
 
 @pytest.fixture
@@ -97,7 +99,14 @@ def test_compare_alternates_and_gives_ratios() -> None:
     assert row["concurrency"] == 2
     assert row["adds_per_s_ratio"] > 0
     assert row["reads_per_s_ratio"] > 0
-    assert "A/B" in render_bench(result)
+    assert row["non_2xx_a"] == row["non_2xx_b"] == 0
+    for target in data["targets"]:
+        (point,) = target["points"]
+        per_s = point["add"]["per_s_spread"]
+        assert per_s["min"] <= per_s["median"] == point["add"]["per_s"] <= per_s["max"]
+    table = render_bench(result)
+    assert "A/B" in table
+    assert "over the 2 rounds: min / median / max" in table
 
 
 def test_unreachable_target_cannot_run() -> None:

@@ -15,7 +15,7 @@ from decimal import Decimal
 from abacus.harness.client import AbacusClient, CannotRun, Reply
 from abacus.harness.history import Outcome
 from abacus.harness.python_driver import run_python
-from abacus.harness.stats import median, ratio
+from abacus.harness.stats import Spread, median, ratio, spread
 from abacus.harness.workload import LoadResult, Mode, Workload
 from abacus.harness.wrk_driver import find_wrk, run_wrk, wrk_version
 
@@ -35,7 +35,8 @@ class Point:
 
 @dataclass(frozen=True)
 class ModeStats:
-    """One mode at one concurrency: medians over the rounds, totals of the failures."""
+    """One mode at one concurrency: medians over the rounds (and how the throughput and the p99
+    spread over them), totals of the failures."""
 
     ok_per_s: float
     p50_ms: float | None
@@ -43,16 +44,22 @@ class ModeStats:
     non_2xx: int
     errors: int
     responses: int
+    ok_per_s_spread: Spread
+    p99_ms_spread: Spread | None
 
     @classmethod
     def of(cls, results: Sequence[LoadResult]) -> ModeStats:
+        per_s = spread(r.ok_per_s for r in results) or Spread(0.0, 0.0, 0.0)
+        p99 = spread(r.p99_ms for r in results)
         return cls(
-            ok_per_s=median(r.ok_per_s for r in results) or 0.0,
+            ok_per_s=per_s.median,
             p50_ms=median(r.p50_ms for r in results),
-            p99_ms=median(r.p99_ms for r in results),
+            p99_ms=None if p99 is None else p99.median,
             non_2xx=sum(r.non_2xx for r in results),
             errors=sum(r.errors for r in results),
             responses=sum(r.responses for r in results),
+            ok_per_s_spread=per_s,
+            p99_ms_spread=p99,
         )
 
 
@@ -104,6 +111,8 @@ class Comparison:
     add_p99: float | None
     read_p50: float | None
     read_p99: float | None
+    non_2xx_a: int  # adds and reads, over every round
+    non_2xx_b: int
 
 
 @dataclass
@@ -130,6 +139,8 @@ class BenchResult:
                 ratio(a.add.p99_ms, b.add.p99_ms),
                 ratio(a.read.p50_ms, b.read.p50_ms),
                 ratio(a.read.p99_ms, b.read.p99_ms),
+                a.add.non_2xx + a.read.non_2xx,
+                b.add.non_2xx + b.read.non_2xx,
             )
             for a, b in zip(a_stats, b_stats, strict=True)
         ]

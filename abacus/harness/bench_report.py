@@ -6,6 +6,7 @@ from typing import Any
 
 from abacus.harness.bench import BenchResult, ModeStats, PointStats, TargetRun
 from abacus.harness.decimals import json_number, render
+from abacus.harness.stats import Spread
 
 
 def bench_json(result: BenchResult) -> dict[str, Any]:
@@ -29,6 +30,8 @@ def bench_json(result: BenchResult) -> dict[str, Any]:
                 "add_p99_ratio": _round(c.add_p99, 3),
                 "read_p50_ratio": _round(c.read_p50, 3),
                 "read_p99_ratio": _round(c.read_p99, 3),
+                "non_2xx_a": c.non_2xx_a,
+                "non_2xx_b": c.non_2xx_b,
             }
             for c in comparison
         ],
@@ -67,6 +70,18 @@ def _mode_json(stats: ModeStats) -> dict[str, Any]:
         "non_2xx": stats.non_2xx,
         "errors": stats.errors,
         "responses": stats.responses,
+        "per_s_spread": _spread_json(stats.ok_per_s_spread, 1),
+        "p99_ms_spread": _spread_json(stats.p99_ms_spread, 2),
+    }
+
+
+def _spread_json(spread: Spread | None, digits: int) -> dict[str, float] | None:
+    if spread is None:
+        return None
+    return {
+        "min": round(spread.min, digits),
+        "median": round(spread.median, digits),
+        "max": round(spread.max, digits),
     }
 
 
@@ -92,6 +107,8 @@ def render_bench(result: BenchResult) -> str:
     for target in result.targets:
         lines += ["", f"{target.label}  {target.url}", _HEAD]
         lines += [_row(point) for point in target.stats()]
+        if result.rounds > 1:
+            lines += _spread_table(target, result.rounds)
         lines.append(_sum_line(target))
     comparison = result.comparison()
     if comparison:
@@ -99,11 +116,12 @@ def render_bench(result: BenchResult) -> str:
             "",
             f"A/B ({rounds}; above 1: A does more per second, or takes longer)",
             f"{'conc':>6} | {'adds/s':>8} {'reads/s':>8} | {'add p50':>8} {'add p99':>8} "
-            f"{'read p50':>8} {'read p99':>8}",
+            f"{'read p50':>8} {'read p99':>8} | {'non-2xx A':>9} {'non-2xx B':>9}",
         ]
         lines += [
             f"{c.concurrency:>6} | {_x(c.adds_per_s):>8} {_x(c.reads_per_s):>8} | "
-            f"{_x(c.add_p50):>8} {_x(c.add_p99):>8} {_x(c.read_p50):>8} {_x(c.read_p99):>8}"
+            f"{_x(c.add_p50):>8} {_x(c.add_p99):>8} {_x(c.read_p50):>8} {_x(c.read_p99):>8} | "
+            f"{c.non_2xx_a:>9} {c.non_2xx_b:>9}"
             for c in comparison
         ]
     return "\n".join(lines)
@@ -115,6 +133,33 @@ def _row(point: PointStats) -> str:
         f"{point.concurrency:>6} | {_mode_cells(point.add)} | {_mode_cells(point.read)} | "
         f"{ratio:>10}"
     )
+
+
+_SPREAD_WIDTH = 22
+
+
+def _spread_table(target: TargetRun, rounds: int) -> list[str]:
+    """Each round's figures vary on a busy machine: how much, next to the medians above."""
+    head = " | ".join(
+        f"{name:>{_SPREAD_WIDTH}}" for name in ("adds/s", "add p99 ms", "reads/s", "read p99 ms")
+    )
+    lines = [f"over the {rounds} rounds: min / median / max", f"{'conc':>6} | {head}"]
+    for point in target.stats():
+        cells = (
+            _spread_cell(point.add.ok_per_s_spread, 0),
+            _spread_cell(point.add.p99_ms_spread, 1),
+            _spread_cell(point.read.ok_per_s_spread, 0),
+            _spread_cell(point.read.p99_ms_spread, 1),
+        )
+        lines.append(f"{point.concurrency:>6} | " + " | ".join(cells))
+    return lines
+
+
+def _spread_cell(spread: Spread | None, digits: int) -> str:
+    if spread is None:
+        return f"{'-':>{_SPREAD_WIDTH}}"
+    text = " / ".join(f"{v:.{digits}f}" for v in (spread.min, spread.median, spread.max))
+    return f"{text:>{_SPREAD_WIDTH}}"
 
 
 def _mode_cells(stats: ModeStats) -> str:

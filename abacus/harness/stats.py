@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
@@ -23,6 +24,23 @@ def median(values: Iterable[float | None]) -> float | None:
     if len(present) % 2:
         return present[middle]
     return (present[middle - 1] + present[middle]) / 2
+
+
+@dataclass(frozen=True)
+class Spread:
+    """How a figure varied over repeated measurements."""
+
+    min: float
+    median: float
+    max: float
+
+
+def spread(values: Iterable[float | None]) -> Spread | None:
+    present = [v for v in values if v is not None]
+    middle = median(present)
+    if middle is None:
+        return None
+    return Spread(min(present), middle, max(present))
 
 
 def ratio(numerator: float | None, denominator: float | None) -> float | None:

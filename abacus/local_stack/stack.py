@@ -56,6 +56,9 @@ class StackConfig:
     rate_burst: int = nginx_config.DEFAULT_RATE_BURST
     # Extra environment for the nodes (docs/configuration.md, e.g. ABACUS_MAX_BATCH).
     node_env: dict[str, str] = field(default_factory=dict)
+    # The ASGI app Gunicorn serves instead of the node's ("module:app" or "module:factory()"),
+    # with the node's Gunicorn configuration and worker all the same: the benchmark's ceiling.
+    app: str | None = None
     # The balancer's two slow waits: fault tests shorten them instead of sleeping 10 s.
     proxy_read_timeout_s: float = nginx_config.PROXY_READ_TIMEOUT_S
     client_body_timeout_s: float = nginx_config.CLIENT_BODY_TIMEOUT_S
@@ -303,6 +306,8 @@ class LocalStack:
 
     def _start_node(self, index: int) -> Process:
         argv = [sys.executable, "-m", "gunicorn", "-c", GUNICORN_CONF]
+        if self.config.app is not None:
+            argv.append(self.config.app)  # Gunicorn's app argument overrides the config's
         return self._spawn(node_id(index), argv, self.node_env(index))
 
     def _start_nginx(self, nginx: str) -> None:
