@@ -53,6 +53,8 @@ from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = ROOT / "compose.yaml"
+# compose.yaml and the files that may go over it (replicated Redis, monitoring).
+COMPOSE_FILES = (COMPOSE_FILE, ROOT / "compose.ha.yaml", ROOT / "compose.monitoring.yaml")
 SCHEMA_FILE = Path(__file__).parent / "schemas" / "compose-spec.json"
 DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
@@ -174,10 +176,12 @@ def compose_for(env: Mapping[str, str]) -> dict[str, Any]:
 
 
 def compose_variables() -> set[str]:
-    """Every variable compose.yaml reads from the shell or .env."""
+    """Every variable compose.yaml and the override files read from the shell or .env (one .env
+    serves every combination of them)."""
     return {
         match["braced"] or match["named"]
-        for match in _INTERPOLATION.finditer(COMPOSE_FILE.read_text())
+        for path in COMPOSE_FILES
+        for match in _INTERPOLATION.finditer(path.read_text())
         if not match["escaped"]
     }
 

@@ -111,7 +111,7 @@ def selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
 
 def test_the_committed_manifests_are_what_the_sources_render() -> None:
     files = render_kubernetes.rendered(manifests.Options())
-    assert set(files) == {MANIFESTS.name, DEV_SECRETS.name}
+    assert set(files) == {MANIFESTS.name, DEV_SECRETS.name, render_kubernetes.MONITORING}
     stale = [name for name, text in files.items() if (MANIFESTS.parent / name).read_text() != text]
     assert stale == [], "run `make manifests` and commit kubernetes/"
     assert render_kubernetes.main(["--check"]) == 0

@@ -33,6 +33,11 @@ CONFIGURATION = (
     "abacus/conf/nginx/abacus-balancer-secret.envsh",
     "abacus/conf/nginx/abacus-resolver.envsh",
     "abacus/conf/redis-container.sh",
+    "abacus/conf/prometheus/prometheus.yml",
+    "abacus/conf/prometheus/abacus-rules.yml",
+    "abacus/conf/grafana/dashboards/abacus.json",
+    "abacus/conf/grafana/provisioning/datasources/prometheus.yml",
+    "abacus/conf/grafana/provisioning/dashboards/abacus.yml",
     "abacus/node/gunicorn_conf.py",
 )
 

@@ -21,3 +21,12 @@ REDIS_CONTAINER_SCRIPT = CONF / "redis-container.sh"
 SENTINEL_CONF = CONF / "sentinel.conf"
 # Gunicorn's configuration is a module of the node package, loaded as `-c python:<module>`.
 GUNICORN_CONFIG = "python:abacus.node.gunicorn_conf"
+# Monitoring, both stacks: compose.monitoring.yaml mounts these, and kubernetes/monitoring.yaml
+# carries the rules and the dashboard as they are.
+PROMETHEUS_DIR = CONF / "prometheus"
+PROMETHEUS_CONFIG = PROMETHEUS_DIR / "prometheus.yml"
+PROMETHEUS_RULES = PROMETHEUS_DIR / "abacus-rules.yml"
+GRAFANA_DIR = CONF / "grafana"
+GRAFANA_DASHBOARD = GRAFANA_DIR / "dashboards" / "abacus.json"
+GRAFANA_DATASOURCES = GRAFANA_DIR / "provisioning" / "datasources" / "prometheus.yml"
+GRAFANA_DASHBOARD_PROVIDER = GRAFANA_DIR / "provisioning" / "dashboards" / "abacus.yml"

@@ -48,6 +48,15 @@ PRE_STOP_S = 15
 # the margin: the kubelet's SIGKILL never cuts a graceful stop short.
 TERMINATION_GRACE_S = PRE_STOP_S + GRACEFUL_TIMEOUT_S + STOP_MARGIN_S
 LIVEZ = "/livez"
+METRICS_PATH = "/metrics"
+# The common convention of annotation-based scraping (a Prometheus job that keeps pods annotated
+# prometheus.io/scrape: "true"): each node serves its own /metrics, so pods are the targets, not
+# the Service. With the Prometheus Operator, kubernetes/monitoring.yaml's ServiceMonitor does it.
+SCRAPE_ANNOTATIONS = {
+    "prometheus.io/scrape": "true",
+    "prometheus.io/port": str(PORT),
+    "prometheus.io/path": METRICS_PATH,
+}
 
 
 def environment() -> list[dict[str, Any]]:
@@ -112,7 +121,10 @@ def deployment(image: str) -> Document:
                 "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
             },
             "template": {
-                "metadata": {"labels": metadata(NAME, COMPONENT)["labels"]},
+                "metadata": {
+                    "labels": metadata(NAME, COMPONENT)["labels"],
+                    "annotations": dict(SCRAPE_ANNOTATIONS),
+                },
                 "spec": {
                     **pod_defaults(),
                     "securityContext": pod_security(USER, USER),

@@ -52,6 +52,8 @@ class MemoryWatch:
         used, maxmemory = info.get("used_memory"), info.get("maxmemory")
         if not isinstance(used, int) or not isinstance(maxmemory, int):
             return
+        metrics.REDIS_MEMORY_USED_BYTES.set(used)
+        metrics.REDIS_MAXMEMORY_BYTES.set(maxmemory)
         if maxmemory <= 0:
             self.ratio = None
             metrics.REDIS_MEMORY_USED_RATIO.set(0)

@@ -31,6 +31,15 @@ REQUEST_SECONDS = Histogram(
 )
 ADDS_COMMITTED = Counter("abacus_adds_committed_total", "Adds that counted (replays excluded)")
 ADDS_REPLAYED = Counter("abacus_adds_replayed_total", "Adds answered from an idempotency record")
+# Every add that reached the commit path, by how it was answered (pending_add.py decides): the
+# HTTP status alone cannot tell `unavailable` (never counted) from `outcome_unknown` (may have
+# counted), which are both 503 and mean opposite things to a client. Label values are bounded:
+# counted, replayed, or an error code of errors.ErrorCode.
+ADD_OUTCOMES = Counter(
+    "abacus_add_outcomes_total",
+    "Adds the commit path answered, by outcome (counted, replayed, or the error code)",
+    ["outcome"],
+)
 CONFLICTS = Counter(
     "abacus_commit_conflicts_total", "Transactions whose EXEC failed its WATCH (a conflict)"
 )
@@ -79,6 +88,19 @@ REPLICA_ACKS_SHORT = Counter(
 REDIS_MEMORY_USED_RATIO = Gauge(
     "abacus_redis_memory_used_ratio",
     "Redis used_memory / maxmemory as last polled (0 when Redis has no maxmemory)",
+    multiprocess_mode="livemostrecent",
+)
+# The figures behind the ratio, for dashboards and alerts in bytes. The same mode as the ratio:
+# every worker reads the same Redis, so the freshest reading is the true one, and a sum or max
+# over workers would be wrong or stale.
+REDIS_MEMORY_USED_BYTES = Gauge(
+    "abacus_redis_memory_used_bytes",
+    "Redis used_memory as last polled",
+    multiprocess_mode="livemostrecent",
+)
+REDIS_MAXMEMORY_BYTES = Gauge(
+    "abacus_redis_maxmemory_bytes",
+    "Redis maxmemory as last polled (0: no limit)",
     multiprocess_mode="livemostrecent",
 )
 KEYED_ADDS_PAUSED = Gauge(

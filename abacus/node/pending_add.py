@@ -301,6 +301,7 @@ class PendingAdd:
             return
         self.outcome = outcome
         metrics.ADDS_PENDING.dec()
+        metrics.ADD_OUTCOMES.labels(_outcome_label(outcome)).inc()
         if self.was_ambiguous:
             metrics.AMBIGUOUS_RESOLVED.labels(_resolution(outcome)).inc()
         if not self.future.done():
@@ -378,6 +379,13 @@ class PendingAdd:
         if now < self.deadline and not unreachable:
             return None
         return self.refuse(out_of_time(), now, can_fence=not unreachable)
+
+
+def _outcome_label(outcome: Outcome) -> str:
+    """An answer as the outcome metric names it: counted, replayed, or its error code."""
+    if isinstance(outcome, Committed):
+        return "replayed" if outcome.replayed else "counted"
+    return outcome.code.value
 
 
 def _resolution(outcome: Outcome) -> str:

@@ -52,6 +52,8 @@ def test_below_the_limit_keyed_adds_are_accepted() -> None:
     watch.observe(info(50 * MB))
     assert state(watch) == (0.5, False)
     assert gauge("abacus_redis_memory_used_ratio") == 0.5
+    assert gauge("abacus_redis_memory_used_bytes") == 50 * MB
+    assert gauge("abacus_redis_maxmemory_bytes") == 100 * MB
     assert gauge("abacus_keyed_adds_paused") == 0
 
 

@@ -24,6 +24,7 @@ def test_one_process_exposes_its_own_registry(monkeypatch: pytest.MonkeyPatch) -
         "abacus_http_request_duration_seconds",
         "abacus_adds_committed_total",
         "abacus_adds_replayed_total",
+        "abacus_add_outcomes_total",
         "abacus_commit_conflicts_total",
         "abacus_commit_retries_total",
         "abacus_commit_batch_size",
@@ -32,6 +33,8 @@ def test_one_process_exposes_its_own_registry(monkeypatch: pytest.MonkeyPatch) -
         "abacus_redis_errors_total",
         "abacus_adds_pending",
         "abacus_redis_memory_used_ratio",
+        "abacus_redis_memory_used_bytes",
+        "abacus_redis_maxmemory_bytes",
         "abacus_keyed_adds_paused",
         "abacus_key_budget_refusals_total",
     ):

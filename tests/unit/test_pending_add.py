@@ -11,7 +11,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from abacus.node import records
-from abacus.node.errors import unavailable
+from abacus.node.errors import outcome_unknown, unavailable
 from abacus.node.pending_add import (
     Committed,
     ExecEvent,
@@ -131,6 +131,30 @@ def test_pending_gauge_counts_adds_until_answered() -> None:
         add.resolve(REFUSAL)  # a second answer is ignored, and not counted again
         assert pending() == before
         assert add.future.result() is REFUSAL
+
+    run(test)
+
+
+def outcomes(outcome: str) -> float:
+    return REGISTRY.get_sample_value("abacus_add_outcomes_total", {"outcome": outcome}) or 0
+
+
+def test_every_answer_is_counted_once_by_its_outcome() -> None:
+    """503 alone cannot tell `unavailable` from `outcome_unknown`: the outcome metric can."""
+    answers: list[tuple[Outcome, str]] = [
+        (Committed('{"new_sum": 1}', replayed=False), "counted"),
+        (Committed('{"new_sum": 1}', replayed=True), "replayed"),
+        (REFUSAL, "unavailable"),
+        (outcome_unknown("test"), "outcome_unknown"),
+    ]
+
+    async def test() -> None:
+        for answer, label in answers:
+            before = outcomes(label)
+            add = make_add(1)
+            add.resolve(answer)
+            add.resolve(answer)  # ignored, as the answer is
+            assert outcomes(label) == before + 1, label
 
     run(test)
 
