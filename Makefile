@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast coverage-unit lint check nemesis bench bench-compare setup system-deps lock manifests clean
+.PHONY: run test test-fast coverage-unit lint check nemesis bench bench-compare calibrate simulate setup system-deps lock manifests clean
 
 # Every package at the version and hash the lock names, then the project itself (editable, so
 # that the commands run this tree) without dependencies of its own.
@@ -61,6 +61,16 @@ nemesis: setup system-deps
 # (scripts/bench_stacks.py --compare ceiling|baseline|...: docs/benchmark.md).
 bench: setup system-deps
 	$(PY) scripts/bench_stacks.py
+
+# The commit simulation's figures, measured here on a redis-server and a node of its own, into
+# abacus/harness/calibration.json (commit it when it changed: the simulation reads it).
+calibrate: setup system-deps
+	$(PY) scripts/calibrate.py
+
+# The commit simulation, 3 to 100 nodes, before and after the lanes' contention window: the table
+# and the measured points beside it printed, the curves drawn into docs/scaling.png. No servers.
+simulate: setup
+	$(PY) scripts/simulate.py --variants
 
 # The Kubernetes manifests in kubernetes/, rendered from abacus/kubernetes/ and abacus/conf/
 # (tests/test_kubernetes.py fails while the committed ones are not current).

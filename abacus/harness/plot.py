@@ -83,10 +83,10 @@ def plot(report: CheckReport, path: Path, width: float = 1.0) -> None:
 
     _mark_faults(report, [throughput, latency, outcomes])
     path.parent.mkdir(parents=True, exist_ok=True)
-    _save_small(figure, path)
+    save_small(figure, path)
 
 
-def _save_small(figure: Figure, path: Path) -> None:
+def save_small(figure: Figure, path: Path) -> None:
     """A PNG of 256 colours: the picture has a dozen, and it is a third of the size (it is
     kept in docs/)."""
     from PIL import Image  # noqa: PLC0415 - matplotlib's own dependency, needed only here
