@@ -29,7 +29,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from abacus.node import ledger, metrics
-from abacus.node.commit_pacing import ContentionWindow
+from abacus.node.commit_turn import Turn
 from abacus.node.errors import unavailable
 from abacus.node.key_quota import Quota
 from abacus.node.keys import KeyLayout
@@ -40,8 +40,9 @@ from abacus.node.replica_acks import ReplicaAcks
 
 log = logging.getLogger("abacus.commit")
 
-# An unreachable Redis wants pauses that grow; conflicts are paced by the lane's contention
-# window (commit_pacing.py), which also slows attempts that follow commits.
+# A conflict means another worker just committed: the sum moved on and retrying soon is right,
+# the jitter only spreads the workers apart. An unreachable Redis wants longer pauses.
+CONFLICT_BACKOFF = (0.001, 0.008)
 REDIS_BACKOFF = (0.01, 0.2)
 # Longest wait for a lane's connection: a free one from the pool, TCP connect, handshake.
 CONNECT_BUDGET_S = CONNECT_TIMEOUT_S + ledger.ROUNDTRIP_TIMEOUT_S
@@ -84,18 +85,10 @@ class _Lane:
     async def _commit_queued(self) -> None:
         failures = 0
         loop = asyncio.get_running_loop()
-        pacing = self.committer.pacing
         while self.queue:
             self._expire(loop.time())
             if not self.queue:
                 break
-            pause = pacing.pause()
-            if pause > 0.0:
-                # The adds arriving meanwhile join this batch: waiting costs no throughput.
-                await self._sleep_within_deadlines(pause)
-                self._expire(loop.time())
-                if not self.queue:
-                    break
             leaders, followers = self._take_batch()
             retry, redis_down = await self._attempt(leaders)
             for leader in leaders:
@@ -118,15 +111,11 @@ class _Lane:
             again = [a for a in leaders if a.commit_id in retried]
             again += [f for a in again for f in followers.get(a.record_key, [])]
             self.queue.extendleft(reversed(again))
+            failures += 1
             metrics.RETRIES.inc(len(again))
-            if redis_down:
-                failures += 1
-                await self._sleep_within_deadlines(backoff(failures, *REDIS_BACKOFF))
-
-    async def _sleep_within_deadlines(self, seconds: float) -> None:
-        """Sleep, but not past the moment a queued add must be decided."""
-        nearest = min(add.decide_by for add in self.queue) - asyncio.get_running_loop().time()
-        await asyncio.sleep(max(0.0, min(seconds, nearest)))
+            pause = backoff(failures, *(REDIS_BACKOFF if redis_down else CONFLICT_BACKOFF))
+            nearest = min(add.decide_by for add in self.queue) - loop.time()
+            await asyncio.sleep(max(0.0, min(pause, nearest)))
 
     def _take_batch(self) -> tuple[list[PendingAdd], dict[str, list[PendingAdd]]]:
         """Up to max_batch adds with distinct record keys; same-key duplicates ride along."""
@@ -149,13 +138,11 @@ class _Lane:
             add.attempts += 1
             add.batch_size = len(batch)
         owner = self.committer
-        loop = asyncio.get_running_loop()
         try:
             if self.connection is None:
                 # No wait of this attempt outlasts the moment one of its adds must be decided.
                 decide_by = min(add.decide_by for add in batch)
                 self.connection = await _connection(owner.pool, decide_by)
-            started = loop.time()
             result = await ledger.attempt(
                 self.connection,
                 owner.sum_key,
@@ -163,6 +150,7 @@ class _Lane:
                 batch,
                 store_full=owner.store_full,
                 acks=owner.acks,
+                turn=owner.turn,
             )
         except REDIS_DOWN as exc:
             self._unreachable(exc, batch)
@@ -173,15 +161,12 @@ class _Lane:
             # an EXEC it interrupted may have done, the ledger has already reported.
             log.exception("commit attempt failed unexpectedly")
             return list(batch), True
-        owner.pacing.attempted(loop.time() - started)
         if result.committed:
             metrics.BATCH_SIZE.observe(result.committed)
-            owner.pacing.committed()
         for add in batch:
             add.redis_reached()
-        if result.retry and not result.primary_refused:
+        if result.retry:
             metrics.CONFLICTS.inc()
-            owner.pacing.conflict()
             for add in result.retry:
                 add.conflicts += 1
         counted = 0
@@ -259,8 +244,9 @@ class GroupCommitter:
         self.memory = memory
         # How many replicas must confirm what an answer reports (replica_acks.py); None: none.
         self.acks = acks
-        # One contention window per worker, shared by its lanes (one with group commit).
-        self.pacing = ContentionWindow()
+        # Group commit's lanes take turns (commit_turn.py); one transaction per request, the
+        # comparison, keeps plain optimistic locking.
+        self.turn = Turn(KeyLayout(sum_key).turn) if max_batch > 1 else None
         self._shared_lane: _Lane | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing = False

@@ -10,6 +10,8 @@
     <sum>:health:<node id>    each node's health probe write (60 s)
     <sum>:ack:<node id>       a write each node makes before a WAIT when what it answers was read,
                               not written, by it (ABACUS_MIN_REPLICA_ACKS; replica_acks.py; 60 s)
+    <sum>:turn                a list holding the commit lanes' token: whose turn it is to commit
+                              (commit_turn.py); one element, no expiry
 
 A fence is not a key of its own: it is written under the add's record key (records.py).
 """
@@ -37,6 +39,10 @@ class KeyLayout:
 
     def health(self, node_id: str) -> str:
         return f"{self.sum}:health:{node_id}"
+
+    @property
+    def turn(self) -> str:
+        return f"{self.sum}:turn"
 
     def ack_probe(self, node_id: str) -> str:
         return f"{self.sum}:ack:{node_id}"

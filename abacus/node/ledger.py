@@ -51,6 +51,7 @@ from redis.exceptions import ReadOnlyError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from abacus.node import amounts, metrics, records, resp
+from abacus.node.commit_turn import Turn
 from abacus.node.errors import (
     ApiError,
     key_store_full,
@@ -112,10 +113,12 @@ async def attempt(
     *,
     store_full: bool = False,
     acks: ReplicaAcks | None = None,
+    turn: Turn | None = None,
 ) -> AttemptResult:
     """Try once to commit `adds` (distinct record keys) in one transaction over `connection`;
     `store_full`: the key store's memory budget pauses new client keys; `acks`: how many replicas
-    must confirm what an answer reports (None: none).
+    must confirm what an answer reports (None: none); `turn`: wait for the lanes' token first,
+    and hand it on (commit_turn.py).
 
     Each round trip waits at most ROUNDTRIP_TIMEOUT_S, and never past the moment an add must be
     decided (reading) or answered (waiting for an EXEC's reply), so that every add is answered by
@@ -133,7 +136,12 @@ async def attempt(
     clean = False
     try:
         read_by = min(add.decide_by for add in adds)
-        total, found, counters = await _watch_and_read(connection, sum_key, adds, read_by)
+        total, found, counters, held = await _watch_and_read(
+            connection, sum_key, adds, read_by, turn
+        )
+        # The token goes on to the next lane with this attempt's last write; when the attempt
+        # waited in vain, a commit of its own still writes a fresh one (a lost token comes back).
+        hand_on = turn.hand_on() if turn is not None else []
         # The deadline is checked here, after the WATCH reply and right before the EXEC is
         # written (nothing below yields to the event loop until the write).
         plan = _plan(total, adds, found, node_id, result, counters=counters, store_full=store_full)
@@ -141,11 +149,15 @@ async def attempt(
             result.resolved += plan.reported
         answer_by = min(a.answer_by for a in adds)
         if plan.applies or plan.fences:
-            await _execute(connection, sum_key, plan, result, answer_by, acks=acks)
-        elif acks is not None and plan.reported:
-            await _confirm_reported(connection, plan, result, answer_by, acks)
+            await _execute(connection, sum_key, plan, result, answer_by, acks=acks, turn=hand_on)
         else:
-            await _roundtrip(connection, [("UNWATCH",)], bounded_wait(ROUNDTRIP_TIMEOUT_S, read_by))
+            if not held:
+                hand_on = []
+            if acks is not None and plan.reported:
+                await _confirm_reported(connection, plan, result, answer_by, acks, turn=hand_on)
+            else:
+                limit = bounded_wait(ROUNDTRIP_TIMEOUT_S, read_by)
+                await _roundtrip(connection, [("UNWATCH",), *hand_on], limit)
         clean = True
         return result
     except ResponseError as exc:
@@ -201,24 +213,36 @@ async def _watch_and_read(
     sum_key: str,
     adds: Sequence[PendingAdd],
     wait_until: float | None,
-) -> tuple[Decimal, list[bytes | None], _Counters]:
+    turn: Turn | None = None,
+) -> tuple[Decimal, list[bytes | None], _Counters, bool]:
+    """The sum, the adds' records and their clients' counters, read under the WATCH; and whether
+    the lanes' token was taken first (False without `turn`)."""
     keys = [add.record_key for add in adds]
+    limit = bounded_wait(ROUNDTRIP_TIMEOUT_S, wait_until)
     commands: list[resp.Command] = [("WATCH", sum_key), ("GET", sum_key), ("MGET", *keys)]
+    if turn is not None:
+        commands.insert(0, turn.take(limit))
     # The counters of the batch's clients, in the same round trip: no quota costs a round trip.
     # Not watched: every transaction that counts into them also writes the watched sum.
     quota_keys = list(dict.fromkeys(a.quota.counter_key for a in adds if a.quota is not None))
     if quota_keys:
         commands.append(("MGET", *quota_keys))
         commands += [("PTTL", key) for key in quota_keys]
-    limit = bounded_wait(ROUNDTRIP_TIMEOUT_S, wait_until)
-    _, raw_sum, found, *quota_replies = await _roundtrip(connection, commands, limit)
+    replies = await _roundtrip(connection, commands, limit)
+    held = False
+    if turn is not None:
+        taken, *replies = replies
+        held = taken is not None
+        if not held:
+            metrics.TURN_TIMEOUTS.inc()
+    _, raw_sum, found, *quota_replies = replies
     counters = _Counters()
     if quota_keys:
         counts, *windows = quota_replies
         for key, count, window_left_ms in zip(quota_keys, counts, windows, strict=True):
             counters.counted[key] = int(count or 0)
             counters.window_left_ms[key] = int(window_left_ms)
-    return amounts.parse_stored(raw_sum), found, counters
+    return amounts.parse_stored(raw_sum), found, counters, held
 
 
 def _plan(
@@ -304,6 +328,7 @@ async def _execute(
     wait_until: float | None,
     *,
     acks: ReplicaAcks | None,
+    turn: list[resp.Command],
 ) -> None:
     # The sum is written even when it does not change: every pending EXEC that read it fails.
     commands: list[resp.Command] = [("MULTI",), ("SET", sum_key, amounts.render(plan.total))]
@@ -318,6 +343,7 @@ async def _execute(
         # made with that TTL when absent (NX), never stretched by later records.
         commands.append(("SET", quota.counter_key, 0, "EX", quota.window_s, "NX"))
         commands.append(("INCRBY", quota.counter_key, count))
+    commands += turn
     commands.append(("EXEC",))
     carried = [add for add, _ in plan.applies] + plan.fences
     limit = bounded_wait(ROUNDTRIP_TIMEOUT_S, wait_until)
@@ -358,10 +384,12 @@ async def _confirm_reported(
     result: AttemptResult,
     wait_until: float,
     acks: ReplicaAcks,
+    *,
+    turn: list[resp.Command],
 ) -> None:
     """Nothing to commit, only answers read from records: write the probe, then WAIT."""
     limit = bounded_wait(ROUNDTRIP_TIMEOUT_S, wait_until)
-    commands: list[resp.Command] = [("UNWATCH",), acks.probe()]
+    commands: list[resp.Command] = [("UNWATCH",), *turn, acks.probe()]
     replies = await _roundtrip(connection, commands, limit, ack=acks.command(connection, limit))
     outcomes = plan.reported
     if not acks.covered(replies[-1]):

@@ -43,6 +43,10 @@ ADD_OUTCOMES = Counter(
 CONFLICTS = Counter(
     "abacus_commit_conflicts_total", "Transactions whose EXEC failed its WATCH (a conflict)"
 )
+TURN_TIMEOUTS = Counter(
+    "abacus_commit_turn_timeouts_total",
+    "Commit attempts that waited for the lanes' token in vain and went on without it",
+)
 RETRIES = Counter("abacus_commit_retries_total", "Adds put back in the queue for another attempt")
 BATCH_SIZE = Histogram(
     "abacus_commit_batch_size",

@@ -77,6 +77,8 @@ class ScriptedRedis:
     connections_made: int = 0
     # What WAIT / WAITAOF report: how many replicas confirmed the connection's writes.
     replicas_confirming: int = 0
+    # Lists (the lanes' token): BLPOP takes from one without blocking (nil when empty).
+    lists: dict[bytes, list[bytes]] = field(default_factory=dict)
 
     def plan(self, faults: Iterable[str]) -> None:
         self.script.extend(faults)
@@ -152,6 +154,8 @@ class ScriptedConnection:
             return b"QUEUED"
         if name in ("WAIT", "WAITAOF", "SET"):
             return self._write_or_wait(name, command)
+        if name in ("DEL", "RPUSH", "BLPOP"):
+            return self._token(name, command)
         if name == "WATCH":
             self.watched = {key: self.server.versions.get(key, 0) for key in args}
         elif name == "UNWATCH":
@@ -163,6 +167,14 @@ class ScriptedConnection:
         else:
             raise AssertionError(f"unexpected command {name}")
         return b"OK"
+
+    def _token(self, name: str, command: list[bytes]) -> Any:
+        """The lanes' token outside a transaction: BLPOP (nil at once when there is none: this
+        server never blocks), and the hand-on of an attempt that wrote nothing."""
+        if name == "BLPOP":
+            waiting = self.server.lists.get(command[1])
+            return [command[1], waiting.pop(0)] if waiting else None
+        return self._apply(command)
 
     def _write_or_wait(self, name: str, command: list[bytes]) -> Any:
         """SET outside a transaction (the probe before a WAIT), WAIT and WAITAOF."""
@@ -197,6 +209,12 @@ class ScriptedConnection:
     def _apply(self, command: list[bytes]) -> Any:
         """One queued write, as EXEC runs it: SET [EX seconds] [NX] (the sum, records, a quota
         counter's window) and INCRBY (the counter)."""
+        if command[0].upper() == b"DEL":
+            self.server.lists.pop(command[1], None)
+            return int(self.server.data.pop(command[1], None) is not None)
+        if command[0].upper() == b"RPUSH":
+            self.server.lists.setdefault(command[1], []).extend(command[2:])
+            return len(self.server.lists[command[1]])
         name, key, value, *options = command
         if name.upper() == b"INCRBY":
             total = int(self.server.data.get(key, b"0")) + int(value)

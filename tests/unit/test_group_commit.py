@@ -11,8 +11,7 @@ from typing import Any, TypeVar
 import pytest
 from prometheus_client import REGISTRY
 
-from abacus.node import commit_pacing, records
-from abacus.node.commit_pacing import ContentionWindow
+from abacus.node import records
 from abacus.node.group_commit import UNREACHABLE_GIVE_UP_S, GroupCommitter
 from abacus.node.memory_watch import MemoryWatch
 from abacus.node.pending_add import Committed, Exposure, Others, Outcome, PendingAdd
@@ -382,31 +381,5 @@ def test_a_primary_that_takes_writes_again_within_the_deadline_commits_the_add()
         assert code(outcome) == "200"
         assert add.attempts == 3
         assert server.get(SUM_KEY) == b"3"
-
-    run(test)
-
-
-def test_after_a_conflict_the_lane_waits_and_the_adds_arriving_meanwhile_join_its_batch() -> None:
-    async def test() -> None:
-        server = ScriptedRedis()
-        server.plan(["ok", CONFLICT])
-        owner = committer(server)
-        # The longest pause the window allows, whatever the attempt took on this machine.
-        owner.pacing = ContentionWindow(lambda low, high: commit_pacing.MAX_PAUSE_S)
-        first = owner.submit(Decimal(1), None, 60)
-        while first.conflicts == 0:  # noqa: ASYNC110 (no event to wait on: the scripted server answers in turns)
-            await asyncio.sleep(0)
-        # A timer shorter than the lane's pause, started after it: it fires first on this loop,
-        # whatever the machine's speed. A lane that retried at once would be done by now.
-        await asyncio.sleep(commit_pacing.MAX_PAUSE_S / 5)
-        assert first.attempts == 1, "the lane waits before it tries again"
-        later = [owner.submit(Decimal(n), None, 60) for n in range(2, 6)]
-        for add in [first, *later]:
-            assert code(await add.future) == "200"
-        await closed(owner)
-        assert server.execs_sent == 2, "the retried add and the later ones shared one EXEC"
-        assert first.attempts == 2
-        assert first.batch_size == 5
-        assert server.get(SUM_KEY) == b"15"
 
     run(test)
