@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast coverage-unit lint check nemesis bench bench-compare calibrate simulate setup system-deps lock manifests clean
+.PHONY: run test test-fast coverage-unit lint check nemesis bench bench-lanes bench-compare calibrate simulate setup system-deps lock manifests clean
 
 # Every package at the version and hash the lock names, then the project itself (editable, so
 # that the commands run this tree) without dependencies of its own.
@@ -61,6 +61,12 @@ nemesis: setup system-deps
 # (scripts/bench_stacks.py --compare ceiling|baseline|...: docs/benchmark.md).
 bench: setup system-deps
 	$(PY) scripts/bench_stacks.py
+
+# How the commit lanes scale with nodes: 3, 6, 12 nodes x 1 worker, 3 x 2 and 3 x 4 at 256
+# clients; attempts and retries per add, conflicts per commit, batch sizes. BASELINE=<commit>
+# runs that commit's nodes too, alternating with this tree's.
+bench-lanes: setup system-deps
+	$(PY) scripts/bench_lanes.py $(if $(BASELINE),--baseline-ref $(BASELINE))
 
 # The commit simulation's figures, measured here on a redis-server and a node of its own, into
 # abacus/harness/calibration.json (commit it when it changed: the simulation reads it).
