@@ -1,6 +1,6 @@
 """The documentation holds together: links resolve inside the repository, the README stays a
 front page, no file cites documents the repository does not have, and docs/development.md names
-every module of the package.
+every module of the packages (abacus and abacus_client).
 
 Plain file reads and `git ls-files`: no stack, no network.
 """
@@ -108,7 +108,7 @@ def text_of(path: Path) -> str | None:
 
 
 def package_modules() -> list[str]:
-    modules = (ROOT / "abacus").rglob("*.py")
+    modules = [*(ROOT / "abacus").rglob("*.py"), *(ROOT / "abacus_client").rglob("*.py")]
     return sorted(
         module.relative_to(ROOT).as_posix()
         for module in modules

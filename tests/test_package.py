@@ -1,5 +1,6 @@
-"""`pip install .` gives working commands: the wheel holds the package and its configuration
-files, and `abacus-stack up` run from another directory starts a stack from the installed copy.
+"""`pip install .` gives working commands and the client library: the wheel holds both packages
+(abacus with its configuration files, abacus_client) and their dependencies, and `abacus-stack up`
+run from another directory starts a stack from the installed copy.
 
 The fresh environment borrows the development environment's dependencies (a .pth file) instead
 of downloading them: what is tested is the project's own packaging, not PyPI.
@@ -91,9 +92,34 @@ def test_the_wheel_holds_the_configuration_and_the_commands(wheel: Path) -> None
         (entry_points,) = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
         scripts = archive.read(entry_points).decode()
     assert set(CONFIGURATION) <= names
+    client = {f"abacus_client/{path.name}" for path in (ROOT / "abacus_client").glob("*.py")}
+    assert "abacus_client/__init__.py" in client
+    assert client <= names, f"the client library is not all in the wheel: {client - names}"
+    (metadata,) = [n for n in names if n.endswith(".dist-info/METADATA")]
+    requires = {
+        line.removeprefix("Requires-Dist: ")
+        for line in archive_text(wheel, metadata).splitlines()
+        if line.startswith("Requires-Dist: ")
+    }
+    tools = (ROOT / "requirements-tools.txt").read_text().splitlines()
+    pins = {line.strip() for line in tools if line.strip() and not line.startswith("#")}
+    assert "httpx2" in " ".join(pins)
+    assert pins <= requires, "the client's and the commands' dependencies"
     for command in COMMANDS:
         assert f"{command} = abacus.cli." in scripts
     assert not any(name.startswith(("tests/", "app/", "harness/")) for name in names)
+
+
+def archive_text(wheel: Path, name: str) -> str:
+    with zipfile.ZipFile(wheel) as archive:
+        return archive.read(name).decode()
+
+
+def test_the_client_library_is_installed(installed: Path, tmp_path: Path) -> None:
+    code = "import abacus_client; print(abacus_client.__file__, abacus_client.Client.__name__)"
+    where = run([str(installed / "python"), "-c", code], tmp_path).stdout
+    assert where.startswith(str(installed.parent)), f"not the installed copy: {where}"
+    assert where.split()[1] == "Client"
 
 
 @pytest.mark.parametrize("command", COMMANDS)

@@ -14,6 +14,10 @@ classified the way the judge needs it:
 - a connection that could not even be opened: failed, nothing was sent.
 
 A read changes nothing, so a read that did not answer a sum is simply failed, never unknown.
+
+The checker keeps this raw client (it must see every answer, never a retry), but reads answers
+with the client library's rules: abacus_client's `read_answer`, `add_outcome` (the outcome table)
+and `requests_never_sent`.
 """
 
 from __future__ import annotations
@@ -24,14 +28,22 @@ from types import TracebackType
 from typing import Any
 
 import requests
-from urllib3.exceptions import ConnectTimeoutError
 
-from abacus.harness.decimals import parse_json, render
 from abacus.harness.history import BODY_KEPT, Outcome
+from abacus_client.answers import Answer, read_answer
+from abacus_client.json_numbers import render
+from abacus_client.outcomes import AddOutcome, add_outcome
+from abacus_client.transport_failures import requests_never_sent
 
 JSON = "application/json"
-# Answers to a keyed add that leave its key's add open (the key budget's): never "failed".
-KEY_BUDGET_REFUSALS = frozenset({"key_quota_exhausted", "key_store_full"})
+# What the checker records for each outcome of the table: the key budget's answers leave the
+# key's add open, so they are never "failed".
+OUTCOMES = {
+    AddOutcome.COUNTED: Outcome.OK,
+    AddOutcome.NOT_COUNTED: Outcome.FAILED,
+    AddOutcome.NOT_BY_THIS_REQUEST: Outcome.UNKNOWN,
+    AddOutcome.OPEN: Outcome.UNKNOWN,
+}
 
 
 class CannotRun(Exception):
@@ -55,16 +67,7 @@ class Reply:
 
 def classify(status: int, error: str | None) -> Outcome:
     """The outcome of an answered request that did not carry a usable 200 body."""
-    if status == 200:
-        return Outcome.OK
-    if error in KEY_BUDGET_REFUSALS:
-        return Outcome.UNKNOWN
-    if 400 <= status < 500:
-        return Outcome.FAILED
-    if status == 503 and error == "unavailable":
-        return Outcome.FAILED
-    # 503 outcome_unknown, other 5xx, and anything unexpected may have been applied.
-    return Outcome.UNKNOWN
+    return OUTCOMES[add_outcome(status, error)]
 
 
 def base_url(url: str) -> str:
@@ -134,55 +137,33 @@ class AbacusClient:
 
 
 def _failure(exc: requests.RequestException) -> Reply:
-    outcome = Outcome.FAILED if _never_sent(exc) else Outcome.UNKNOWN
+    outcome = Outcome.FAILED if requests_never_sent(exc) else Outcome.UNKNOWN
     return Reply(outcome, error=type(exc).__name__, message=str(exc))
 
 
-def _never_sent(exc: requests.RequestException) -> bool:
-    """True when the connection could not be opened, so the request never left."""
-    if isinstance(exc, requests.ConnectTimeout):
-        return True
-    if isinstance(exc, requests.ConnectionError):
-        reason = getattr(exc.args[0], "reason", None) if exc.args else None
-        # urllib3's NewConnectionError (refused, unresolvable) is a ConnectTimeoutError.
-        return isinstance(reason, ConnectTimeoutError)
-    return False
-
-
 def _reply(response: requests.Response, field: str | None) -> Reply:
-    body = _body(response)
-    error = body.get("error") if body else None
-    node = response.headers.get("X-Node-Id") or (body.get("node_id") if body else None)
-    replayed = response.headers.get("Idempotent-Replayed", "").lower() == "true"
+    answer = read_answer(response.status_code, response.headers, response.text)
     common: dict[str, Any] = {
-        "status": response.status_code,
-        "node_id": node if isinstance(node, str) else None,
-        "error": error if isinstance(error, str) else None,
-        "message": _message(body, response),
-        "replayed": replayed,
-        "request_id": response.headers.get("X-Request-ID"),
-        "body": response.text[:BODY_KEPT],
+        "status": answer.status,
+        "node_id": answer.node_id,
+        "error": answer.error,
+        "message": _message(answer, response),
+        "replayed": answer.replayed,
+        "request_id": answer.request_id,
+        "body": answer.text[:BODY_KEPT],
     }
-    if response.status_code == 200:
-        value = body.get(field) if body and field else None
+    if answer.status == 200:
+        value = answer.body.get(field) if answer.body and field else None
         if field is None or isinstance(value, Decimal):
             return Reply(Outcome.OK, value=value, **common)
         # A 200 without a usable number: it happened, but we cannot tell where it landed.
         return Reply(Outcome.UNKNOWN, **{**common, "error": f"200 without a numeric {field}"})
-    return Reply(classify(response.status_code, common["error"]), **common)
+    return Reply(classify(answer.status, answer.error), **common)
 
 
-def _body(response: requests.Response) -> dict[str, Any] | None:
-    try:
-        body = parse_json(response.text)
-    except ValueError:
+def _message(answer: Answer, response: requests.Response) -> str | None:
+    if answer.message is not None:
+        return answer.message
+    if answer.status == 200:
         return None
-    return body if isinstance(body, dict) else None
-
-
-def _message(body: dict[str, Any] | None, response: requests.Response) -> str | None:
-    if body and isinstance(body.get("message"), str):
-        return str(body["message"])
-    if response.status_code == 200:
-        return None
-    return response.text[:200] or response.reason
+    return answer.text[:200] or response.reason

@@ -1,38 +1,30 @@
 """Exact decimal parsing and rendering, as the API's numbers require.
 
 Responses are parsed with every JSON number as `Decimal`, never float, so a sum of 10^20 + 1
-survives. The judge works on integers: values are scaled by a common power of ten.
+survives. The judge works on integers: values are scaled by a common power of ten. Parsing and
+rendering are the client library's (abacus_client/json_numbers.py): one reading of the API's
+numbers for the checker and every client.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from decimal import Context, Decimal, Inexact, localcontext
-from typing import Any
+
+from abacus_client.json_numbers import parse_json, render
+
+__all__ = [
+    "EXACT",
+    "fractional_digits",
+    "from_units",
+    "json_number",
+    "parse_json",
+    "render",
+    "to_units",
+]
 
 # The API allows 30 integer digits and 18 fractional ones; leave ample headroom.
 EXACT = Context(prec=100, traps=[Inexact])
-
-
-def parse_json(text: str) -> Any:
-    return json.loads(
-        text,
-        parse_float=Decimal,
-        parse_int=Decimal,
-        parse_constant=_reject_constant,
-    )
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a number")
-
-
-def render(value: Decimal) -> str:
-    """A plain literal: `42`, `0.3`; never `4.2E+1` or `0.30`."""
-    if value == value.to_integral_value():
-        return str(int(value))
-    return format(value.normalize(), "f")
 
 
 def fractional_digits(values: Iterable[Decimal]) -> int:
