@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Protocol
 
 from redis.asyncio import BlockingConnectionPool
@@ -25,6 +26,7 @@ from abacus.node.protocol_answers import NODE_ID_KEY
 from abacus.node.request_context import RequestContextMiddleware
 from abacus.node.routes import ROUTES
 from abacus.node.settings import Settings
+from abacus.node.sum_read import SharedReads, read_stored_sum
 
 log = logging.getLogger("abacus")
 
@@ -74,6 +76,15 @@ def create_app(
         commit_pool = make_pool(settings, socket_timeout=None)
         app.state.settings = settings
         app.state.redis = redis_pool.make_client(pool)
+        app.state.reads = SharedReads(
+            partial(
+                read_stored_sum,
+                app.state.redis,
+                settings.sum_key,
+                replicated=bool(settings.redis_sentinels),
+                replicas=settings.min_replica_acks,
+            )
+        )
         app.state.memory = MemoryWatch(settings.key_store_limit)
         # Through the ordinary pool: the commit lane's connection never waits behind it.
         stop_polling = asyncio.Event()
@@ -118,7 +129,10 @@ def create_app(
     app.router.redirect_slashes = False
     known_paths = frozenset(route.path for route in ROUTES if isinstance(route, Route))
     return RequestContextMiddleware(
-        HostCheckMiddleware(app, settings), settings.node_id, known_paths
+        HostCheckMiddleware(app, settings),
+        settings.node_id,
+        known_paths,
+        log_every_request=settings.access_log == "all",
     )
 
 

@@ -6,9 +6,12 @@ and costs a hot path that must stay cheap.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
+from typing import Any
 
+from prometheus_client import Counter, Histogram
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -22,12 +25,22 @@ access_log = logging.getLogger("abacus.access")
 error_log = logging.getLogger("abacus.error")
 
 CLIENT_GONE = 499
+READS = frozenset({"GET", "HEAD"})
 
 
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp, node_id: str, known_paths: frozenset[str]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        node_id: str,
+        known_paths: frozenset[str],
+        *,
+        log_every_request: bool = True,
+    ) -> None:
         self.app = app
         self.node_id = node_id
+        # False: no line for a read (GET, HEAD) answered 2xx (settings.ACCESS_LOGS).
+        self.log_every_request = log_every_request
         # Metric labels: the app's own paths, anything else as "other" (bounded cardinality).
         self.known_paths = known_paths
 
@@ -66,19 +79,36 @@ class RequestContextMiddleware:
         finally:
             duration = time.perf_counter() - started
             route = scope["path"] if scope["path"] in self.known_paths else "other"
-            metrics.REQUESTS.labels(route, scope["method"], str(status)).inc()
-            metrics.REQUEST_SECONDS.labels(route).observe(duration)
-            access_log.info(
-                "%s %s %s",
-                scope["method"],
-                scope["path"],
-                status,
-                extra={
-                    "method": scope["method"],
-                    "path": scope["path"],
-                    "status": status,
-                    "duration_ms": round(duration * 1000, 3),
-                    **state.get("log_fields", {}),
-                },
-            )
+            _requests(route, scope["method"], status).inc()
+            _request_seconds(route).observe(duration)
+            if self.log_every_request or status >= 300 or scope["method"] not in READS:
+                _log_access(scope, status, duration, state)
             REQUEST_ID.reset(token)
+
+
+def _log_access(scope: Scope, status: int, duration: float, state: dict[str, Any]) -> None:
+    access_log.info(
+        "%s %s %s",
+        scope["method"],
+        scope["path"],
+        status,
+        extra={
+            "method": scope["method"],
+            "path": scope["path"],
+            "status": status,
+            "duration_ms": round(duration * 1000, 3),
+            **state.get("log_fields", {}),
+        },
+    )
+
+
+# The labelled children, looked up once: prometheus_client's `labels()` takes a lock and builds
+# the key on every call, a few per cent of a request's CPU (a profile of reads at 64 clients).
+@functools.lru_cache(maxsize=256)
+def _requests(route: str, method: str, status: int) -> Counter:
+    return metrics.REQUESTS.labels(route, method, str(status))
+
+
+@functools.lru_cache(maxsize=256)
+def _request_seconds(route: str) -> Histogram:
+    return metrics.REQUEST_SECONDS.labels(route)

@@ -23,7 +23,6 @@ from abacus.node.json_body import encode
 from abacus.node.memory_watch import MemoryWatch
 from abacus.node.pending_add import Committed, Others
 from abacus.node.settings import Settings
-from abacus.node.sum_read import read_stored_sum
 from abacus.node.timestamps import timestamp
 
 log = logging.getLogger("abacus.api")
@@ -138,14 +137,9 @@ def _client(request: Request, settings: Settings) -> str:
 
 
 async def read_sum(request: Request) -> Response:
-    settings, redis, _ = _services(request)
+    settings, _, _ = _services(request)
     try:
-        raw = await read_stored_sum(
-            redis,
-            settings.sum_key,
-            replicated=bool(settings.redis_sentinels),
-            replicas=settings.min_replica_acks,
-        )
+        raw = await request.app.state.reads.read()
     except RedisError:
         metrics.REDIS_ERRORS.labels("read").inc()
         raise unavailable("Redis is unavailable; the sum cannot be read now") from None

@@ -30,7 +30,12 @@ async def boom(scope: Scope, receive: Receive, send: Send) -> None:
 
 
 def run(
-    app: ASGIApp, *, path: str = KNOWN, headers: list[tuple[bytes, bytes]] | None = None
+    app: ASGIApp,
+    *,
+    path: str = KNOWN,
+    headers: list[tuple[bytes, bytes]] | None = None,
+    method: str = "GET",
+    log_every_request: bool = True,
 ) -> list[Message]:
     """One request through the middleware; what it sent back."""
     sent: list[Message] = []
@@ -42,8 +47,11 @@ def run(
         sent.append(message)
 
     async def request() -> None:
-        scope = {"type": "http", "method": "GET", "path": path, "headers": headers or []}
-        await RequestContextMiddleware(app, NODE, frozenset({KNOWN}))(scope, receive, send)
+        scope = {"type": "http", "method": method, "path": path, "headers": headers or []}
+        middleware = RequestContextMiddleware(
+            app, NODE, frozenset({KNOWN}), log_every_request=log_every_request
+        )
+        await middleware(scope, receive, send)
         assert REQUEST_ID.get() is None, "the request id does not leak into what runs next"
 
     asyncio.run(request())
@@ -195,3 +203,22 @@ def test_other_scopes_pass_through_untouched() -> None:
     middleware = RequestContextMiddleware(lifespan_app, NODE, frozenset())
     asyncio.run(middleware(scope, nothing, ignore))
     assert seen == [{"type": "lifespan"}], "no state, no ids added"
+
+
+def test_by_default_reads_answered_2xx_leave_the_access_line_to_nginx(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def missing(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 404, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    caplog.set_level(logging.INFO, logger="abacus.access")
+    run(ok, log_every_request=False)
+    run(ok, method="POST", log_every_request=False)
+    run(missing, log_every_request=False)
+    run(ok, method="DELETE", log_every_request=False)
+    lines = [r.getMessage() for r in caplog.records if r.name == "abacus.access"]
+    assert lines == ["POST /known 200", "GET /known 404", "DELETE /known 200"]
+    before = requests_total(KNOWN, "200")
+    run(ok, log_every_request=False)
+    assert requests_total(KNOWN, "200") == before + 1, "still counted in the metrics"

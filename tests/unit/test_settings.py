@@ -86,6 +86,7 @@ def test_empty_values_mean_the_default() -> None:
             "REDIS_SENTINELS",
             "REDIS_SENTINEL_MASTER",
             "ABACUS_MIN_REPLICA_ACKS",
+            "ABACUS_ACCESS_LOG",
         )
     }
     assert Settings.from_env(empty) == Settings.from_env({})
@@ -252,6 +253,7 @@ def test_sentinels_are_host_port_items_and_name_the_primary() -> None:
         ({"REDIS_SENTINELS": "s:port"}, "is not host:port"),
         ({"REDIS_SENTINEL_MASTER": "two words"}, "REDIS_SENTINEL_MASTER"),
         ({"ABACUS_MIN_REPLICA_ACKS": "-1"}, "ABACUS_MIN_REPLICA_ACKS must be at least 0"),
+        ({"ABACUS_ACCESS_LOG": "reads"}, "ABACUS_ACCESS_LOG"),
         (
             {"REDIS_SENTINELS": "s:26379", "REDIS_URL": "redis://r:6379/0"},
             "set REDIS_URL or REDIS_SENTINELS, not both",
@@ -269,3 +271,8 @@ def test_an_empty_redis_url_leaves_the_sentinels_in_charge() -> None:
     """What the stacks set (compose's empty-means-default rule): no conflict."""
     settings = Settings.from_env({"REDIS_URL": "", "REDIS_SENTINELS": "s:26379"})
     assert settings.redis_sentinels == (("s", 26379),)
+
+
+def test_the_access_log_leaves_successful_reads_to_nginx_unless_asked() -> None:
+    assert Settings.from_env({}).access_log == "changes"
+    assert Settings.from_env({"ABACUS_ACCESS_LOG": "all"}).access_log == "all"

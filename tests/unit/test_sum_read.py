@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from abacus.node.sum_read import NotPrimary, read_stored_sum
+from abacus.node.sum_read import NotPrimary, SharedReads, read_stored_sum
 
 PRIMARY_WITH_ONE = [b"master", 10, [[b"127.0.0.1", b"7001", b"10"]]]
 LONE_PRIMARY = [b"master", 10, []]
@@ -94,3 +94,70 @@ def test_without_sentinel_a_read_is_one_get() -> None:
     server = FakeRedis()
     assert read(server, replicated=False) == b"7"
     assert server.plain_gets == 1
+
+
+class Gets:
+    """A GET of the sum held until released, each returning the next value."""
+
+    def __init__(self) -> None:
+        self.sent = 0
+        self.release = asyncio.Event()
+
+    async def __call__(self) -> bytes:
+        self.sent += 1
+        value = str(self.sent).encode()
+        await self.release.wait()
+        self.release.clear()
+        return value
+
+
+async def settle() -> None:
+    for _ in range(10):
+        await asyncio.sleep(0)
+
+
+def test_reads_arriving_while_a_get_is_in_flight_share_the_next_one() -> None:
+    async def test() -> None:
+        gets = Gets()
+        reads = SharedReads(gets)
+        first = asyncio.create_task(reads.read())
+        await settle()
+        assert gets.sent == 1
+        later = [asyncio.create_task(reads.read()) for _ in range(3)]
+        await settle()
+        assert gets.sent == 1, "one GET in flight at a time"
+        gets.release.set()
+        assert await first == b"1"
+        await settle()
+        assert gets.sent == 2, "the three that waited share one GET"
+        gets.release.set()
+        # Sent after they arrived: none of them is given the value read before it began.
+        assert [await read for read in later] == [b"2", b"2", b"2"]
+
+    asyncio.run(test())
+
+
+def test_a_failed_get_fails_every_read_that_shared_it() -> None:
+    async def test() -> None:
+        async def down() -> bytes:
+            raise RedisConnectionError("refused")
+
+        reads = SharedReads(down)
+        results = await asyncio.gather(reads.read(), reads.read(), return_exceptions=True)
+        assert all(isinstance(r, RedisConnectionError) for r in results)
+
+    asyncio.run(test())
+
+
+def test_a_reader_that_goes_away_leaves_the_get_to_the_others() -> None:
+    async def test() -> None:
+        gets = Gets()
+        reads = SharedReads(gets)
+        leaving, staying = asyncio.create_task(reads.read()), asyncio.create_task(reads.read())
+        await settle()
+        leaving.cancel()
+        await settle()
+        gets.release.set()
+        assert await staying == b"1"
+
+    asyncio.run(test())
