@@ -48,6 +48,8 @@ def stack_config(
 ) -> StackConfig:
     """A stack on free ports; `rate` = (per second, burst) turns the balancer's limit on;
     `redis_ha`: a primary, two replicas and three Sentinels instead of one Redis."""
+    # Every request's access line: tests find which node answered what, and an add's batch.
+    node_env = {"ABACUS_ACCESS_LOG": "all", **node_env}
     return StackConfig.on_free_ports(
         directory,
         nodes,

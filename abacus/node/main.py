@@ -132,7 +132,7 @@ def create_app(
         HostCheckMiddleware(app, settings),
         settings.node_id,
         known_paths,
-        log_every_request=settings.access_log == "all",
+        access_log=settings.access_log,
     )
 
 

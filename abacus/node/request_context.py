@@ -35,12 +35,13 @@ class RequestContextMiddleware:
         node_id: str,
         known_paths: frozenset[str],
         *,
-        log_every_request: bool = True,
+        access_log: str = "all",
     ) -> None:
         self.app = app
         self.node_id = node_id
-        # False: no line for a read (GET, HEAD) answered 2xx (settings.ACCESS_LOGS).
-        self.log_every_request = log_every_request
+        # settings.ACCESS_LOGS: which answers get a line.
+        self.log_all = access_log == "all"
+        self.log_changes = access_log in ("all", "changes")
         # Metric labels: the app's own paths, anything else as "other" (bounded cardinality).
         self.known_paths = known_paths
 
@@ -81,7 +82,8 @@ class RequestContextMiddleware:
             route = scope["path"] if scope["path"] in self.known_paths else "other"
             _requests(route, scope["method"], status).inc()
             _request_seconds(route).observe(duration)
-            if self.log_every_request or status >= 300 or scope["method"] not in READS:
+            changed = self.log_changes and scope["method"] not in READS
+            if self.log_all or changed or status >= 300:
                 _log_access(scope, status, duration, state)
             REQUEST_ID.reset(token)
 

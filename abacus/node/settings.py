@@ -31,10 +31,11 @@ DEFAULT_KEYS_PER_CLIENT = 100_000
 # what cannot wait (keyless adds' 2-minute retry records, the sum, the counters).
 DEFAULT_KEY_STORE_LIMIT = 0.8
 LOG_FORMATS = ("json", "text")
-# Which requests the node writes an access line for: every one, or (the default) all but the
-# reads and probes it answered 2xx, which nginx's access line already records (request id, node,
-# status, time) and which were an eighth of a read's CPU.
-ACCESS_LOGS = ("changes", "all")
+# Which requests a node writes an access line for: by default only those it did not answer 2xx
+# (nginx's access line records every request: request id, node, status, time), since a JSON line
+# per request was an eighth of a request's CPU (profiles of reads and of adds at 64 clients);
+# "changes" adds every add and reset (with batch size, attempts and conflicts), "all" every read.
+ACCESS_LOGS = ("errors", "changes", "all")
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 # The balancer's secret goes into nginx's configuration inside a quoted string and through a shell
 # script in the nginx image: letters, digits and a few marks that need no quoting anywhere.
@@ -83,8 +84,8 @@ class Settings:
     redis_sentinel_master: str = DEFAULT_SENTINEL_MASTER
     # Replicas that must confirm a write (WAIT / WAITAOF) before an answer reports it; 0: none.
     min_replica_acks: int = 0
-    # ACCESS_LOGS: "changes" (adds, resets and every non-2xx answer) or "all".
-    access_log: str = "changes"
+    # One of ACCESS_LOGS.
+    access_log: str = "errors"
 
     @property
     def sum_key(self) -> str:
@@ -152,7 +153,7 @@ class Settings:
             redis_sentinels=sentinels,
             redis_sentinel_master=_master_name(env.get("REDIS_SENTINEL_MASTER")),
             min_replica_acks=_int(env, "ABACUS_MIN_REPLICA_ACKS", 0, minimum=0),
-            access_log=_choice(env, "ABACUS_ACCESS_LOG", "changes", ACCESS_LOGS),
+            access_log=_choice(env, "ABACUS_ACCESS_LOG", "errors", ACCESS_LOGS),
         )
 
 

@@ -21,6 +21,10 @@ class AbacusWorker(UvicornWorker):  # type: ignore[misc]  # uvicorn-worker has n
         **UvicornWorker.CONFIG_KWARGS,
         "http": AbacusHttpProtocol,
         "limit_concurrency": CONCURRENCY_LIMIT,
+        # The node trusts X-Real-IP only with the balancer's secret (routes.py); uvicorn's
+        # proxy-headers middleware would trust nobody (forwarded_allow_ips is empty) but still
+        # run on every request.
+        "proxy_headers": False,
     }
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

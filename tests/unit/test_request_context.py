@@ -35,7 +35,7 @@ def run(
     path: str = KNOWN,
     headers: list[tuple[bytes, bytes]] | None = None,
     method: str = "GET",
-    log_every_request: bool = True,
+    access_log: str = "all",
 ) -> list[Message]:
     """One request through the middleware; what it sent back."""
     sent: list[Message] = []
@@ -48,9 +48,7 @@ def run(
 
     async def request() -> None:
         scope = {"type": "http", "method": method, "path": path, "headers": headers or []}
-        middleware = RequestContextMiddleware(
-            app, NODE, frozenset({KNOWN}), log_every_request=log_every_request
-        )
+        middleware = RequestContextMiddleware(app, NODE, frozenset({KNOWN}), access_log=access_log)
         await middleware(scope, receive, send)
         assert REQUEST_ID.get() is None, "the request id does not leak into what runs next"
 
@@ -205,20 +203,26 @@ def test_other_scopes_pass_through_untouched() -> None:
     assert seen == [{"type": "lifespan"}], "no state, no ids added"
 
 
-def test_by_default_reads_answered_2xx_leave_the_access_line_to_nginx(
-    caplog: pytest.LogCaptureFixture,
+@pytest.mark.parametrize(
+    ("access_log", "lines"),
+    [
+        ("errors", ["GET /known 404"]),
+        ("changes", ["POST /known 200", "GET /known 404", "DELETE /known 200"]),
+        ("all", ["GET /known 200", "POST /known 200", "GET /known 404", "DELETE /known 200"]),
+    ],
+)
+def test_which_answers_get_an_access_line(
+    caplog: pytest.LogCaptureFixture, access_log: str, lines: list[str]
 ) -> None:
     async def missing(scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": 404, "headers": []})
         await send({"type": "http.response.body", "body": b"{}"})
 
     caplog.set_level(logging.INFO, logger="abacus.access")
-    run(ok, log_every_request=False)
-    run(ok, method="POST", log_every_request=False)
-    run(missing, log_every_request=False)
-    run(ok, method="DELETE", log_every_request=False)
-    lines = [r.getMessage() for r in caplog.records if r.name == "abacus.access"]
-    assert lines == ["POST /known 200", "GET /known 404", "DELETE /known 200"]
     before = requests_total(KNOWN, "200")
-    run(ok, log_every_request=False)
-    assert requests_total(KNOWN, "200") == before + 1, "still counted in the metrics"
+    run(ok, access_log=access_log)
+    run(ok, method="POST", access_log=access_log)
+    run(missing, access_log=access_log)
+    run(ok, method="DELETE", access_log=access_log)
+    assert [r.getMessage() for r in caplog.records if r.name == "abacus.access"] == lines
+    assert requests_total(KNOWN, "200") == before + 1, "every request counted in the metrics"

@@ -274,5 +274,6 @@ def test_an_empty_redis_url_leaves_the_sentinels_in_charge() -> None:
 
 
 def test_the_access_log_leaves_successful_reads_to_nginx_unless_asked() -> None:
-    assert Settings.from_env({}).access_log == "changes"
+    assert Settings.from_env({}).access_log == "errors"
+    assert Settings.from_env({"ABACUS_ACCESS_LOG": "changes"}).access_log == "changes"
     assert Settings.from_env({"ABACUS_ACCESS_LOG": "all"}).access_log == "all"
