@@ -34,18 +34,21 @@ async def read_add_request(request: Request) -> AddRequest:
     return AddRequest(number=_number(payload), idempotency_key=key)
 
 
-async def _read_body(request: Request) -> bytes:
-    too_large = ApiError(
+def _too_large() -> ApiError:
+    return ApiError(
         413, ErrorCode.BODY_TOO_LARGE, f"the body must be at most {MAX_BODY_BYTES} bytes"
     )
+
+
+async def _read_body(request: Request) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise too_large
+        raise _too_large()
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
         if len(body) > MAX_BODY_BYTES:
-            raise too_large
+            raise _too_large()
     return bytes(body)
 
 
