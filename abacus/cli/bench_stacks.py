@@ -7,6 +7,8 @@ both, alternating A, B, A, B, so that the ratios hold on a noisy machine:
     --compare fsync     A = appendfsync always (the default), B = appendfsync everysec
     --compare acks      replicated Redis with Sentinel (--redis-ha) on both:
                         A = 1 replica ack (ABACUS_MIN_REPLICA_ACKS=1), B = none (0)
+    --compare turns     A = lanes taking turns (the default),
+                        B = lanes racing (ABACUS_COMMIT_TURNS=off)
     --compare ceiling   A = the nodes, B = the ceiling app (abacus/harness/ceiling_app.py): one
                         Redis command per request on the same Gunicorn, worker, nginx and Redis
     --compare baseline  A = this tree's nodes, B = the nodes' code at --baseline-ref (main)
@@ -63,6 +65,11 @@ PAIRS = {
         "no replica ack (0)",
         a=_ha({"ABACUS_MIN_REPLICA_ACKS": "1"}),
         b=_ha({"ABACUS_MIN_REPLICA_ACKS": "0"}),
+    ),
+    "turns": Pair(
+        "lanes taking turns (the default)",
+        "lanes racing (ABACUS_COMMIT_TURNS=off)",
+        b={"node_env": {"ABACUS_COMMIT_TURNS": "off"}},
     ),
     "ceiling": Pair(
         "the nodes", "the ceiling app (one Redis command a request)", b={"app": CEILING_APP}

@@ -234,6 +234,7 @@ class GroupCommitter:
         deadline_s: float,
         memory: MemoryWatch | None = None,
         acks: ReplicaAcks | None = None,
+        turns: bool = True,
     ) -> None:
         self.pool = pool
         self.sum_key = sum_key
@@ -246,7 +247,7 @@ class GroupCommitter:
         self.acks = acks
         # Group commit's lanes take turns (commit_turn.py); one transaction per request, the
         # comparison, keeps plain optimistic locking.
-        self.turn = Turn(KeyLayout(sum_key).turn) if max_batch > 1 else None
+        self.turn = Turn(KeyLayout(sum_key).turn) if turns and max_batch > 1 else None
         self._shared_lane: _Lane | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing = False

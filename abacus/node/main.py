@@ -99,6 +99,7 @@ def create_app(
             deadline_s=settings.add_deadline_s,
             memory=app.state.memory,
             acks=replica_acks.for_settings(settings),
+            turns=settings.commit_turns,
         )
         if settings.admin_token is None:
             log.warning("ABACUS_ADMIN_TOKEN is not set: anyone can reset the sum")

@@ -86,6 +86,8 @@ class Settings:
     min_replica_acks: int = 0
     # One of ACCESS_LOGS.
     access_log: str = "errors"
+    # Whether group commit's lanes take turns with the token (commit_turn.py); off for comparison.
+    commit_turns: bool = True
 
     @property
     def sum_key(self) -> str:
@@ -154,6 +156,7 @@ class Settings:
             redis_sentinel_master=_master_name(env.get("REDIS_SENTINEL_MASTER")),
             min_replica_acks=_int(env, "ABACUS_MIN_REPLICA_ACKS", 0, minimum=0),
             access_log=_choice(env, "ABACUS_ACCESS_LOG", "errors", ACCESS_LOGS),
+            commit_turns=_choice(env, "ABACUS_COMMIT_TURNS", "on", ("on", "off")) == "on",
         )
 
 

@@ -87,6 +87,7 @@ def test_empty_values_mean_the_default() -> None:
             "REDIS_SENTINEL_MASTER",
             "ABACUS_MIN_REPLICA_ACKS",
             "ABACUS_ACCESS_LOG",
+            "ABACUS_COMMIT_TURNS",
         )
     }
     assert Settings.from_env(empty) == Settings.from_env({})
@@ -254,6 +255,7 @@ def test_sentinels_are_host_port_items_and_name_the_primary() -> None:
         ({"REDIS_SENTINEL_MASTER": "two words"}, "REDIS_SENTINEL_MASTER"),
         ({"ABACUS_MIN_REPLICA_ACKS": "-1"}, "ABACUS_MIN_REPLICA_ACKS must be at least 0"),
         ({"ABACUS_ACCESS_LOG": "reads"}, "ABACUS_ACCESS_LOG"),
+        ({"ABACUS_COMMIT_TURNS": "yes"}, "ABACUS_COMMIT_TURNS"),
         (
             {"REDIS_SENTINELS": "s:26379", "REDIS_URL": "redis://r:6379/0"},
             "set REDIS_URL or REDIS_SENTINELS, not both",
