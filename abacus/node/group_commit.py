@@ -55,7 +55,8 @@ REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
 
 def backoff(failures: int, base: float, cap: float) -> float:
     """Capped exponential backoff with full jitter."""
-    return random.uniform(0, min(cap, base * 2 ** (failures - 1)))
+    # The exponent capped: past it the cap rules anyway, and 2 ** 1024 overflows a float.
+    return random.uniform(0, min(cap, base * 2 ** min(failures - 1, 32)))
 
 
 class _Lane:

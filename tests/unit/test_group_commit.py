@@ -12,7 +12,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from abacus.node import records
-from abacus.node.group_commit import UNREACHABLE_GIVE_UP_S, GroupCommitter
+from abacus.node.group_commit import UNREACHABLE_GIVE_UP_S, GroupCommitter, backoff
 from abacus.node.memory_watch import MemoryWatch
 from abacus.node.pending_add import Committed, Exposure, Others, Outcome, PendingAdd
 from abacus.node.settings import RESOLVE_GRACE_S
@@ -383,3 +383,7 @@ def test_a_primary_that_takes_writes_again_within_the_deadline_commits_the_add()
         assert server.get(SUM_KEY) == b"3"
 
     run(test)
+
+
+def test_the_backoff_stays_within_its_cap_after_any_number_of_failures() -> None:
+    assert 0 <= backoff(5000, 0.01, 0.2) <= 0.2
