@@ -73,8 +73,9 @@ bench-lanes: setup system-deps
 calibrate: setup system-deps
 	$(PY) scripts/calibrate.py
 
-# The commit simulation, 3 to 100 nodes, before and after the lanes' contention window: the table
-# and the measured points beside it printed, the curves drawn into docs/scaling.png. No servers.
+# The commit simulation, 3 to 100 nodes, before and after the lanes take turns: the table
+# and the measured points beside it printed (and the turn with other waits T), the curves drawn
+# into docs/scaling.png. No servers.
 simulate: setup
 	$(PY) scripts/simulate.py --variants
 

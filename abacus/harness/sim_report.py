@@ -3,6 +3,7 @@ prediction, and the picture of the curves to 100 nodes (matplotlib, as abacus/ha
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +23,8 @@ class Measured:
     batch: float | None
 
 
-# Concurrency 256, the old pacing ("before"); None: not reported.
+# At concurrency 256, the old backoff without turns ("before"); None: not reported.
+MEASURED_CONCURRENCY = 256
 MEASURED = (
     Measured(3, 2, "5,600-5,850", 1.0, 1.2, 24.0),
     Measured(6, 1, "4,300-5,100", 2.0, None, None),
@@ -31,22 +33,28 @@ MEASURED = (
 
 HEADER = (
     f"{'nodes':>5} {'wk':>2} {'policy':<22} {'adds/s':>8} {'att/add':>7} {'retr/add':>8} "
-    f"{'conf/cmt':>8} {'batch':>6} {'p50 ms':>7} {'p99 ms':>7} {'redis':>5} {'worker':>6}"
+    f"{'conf/cmt':>8} {'batch':>6} {'p50 ms':>7} {'p99 ms':>7} {'redis':>5} {'worker':>6} "
+    f"{'no turn':>7}"
 )
 
 
-def row(r: Result) -> str:
+def _policy(r: Result) -> str:
+    return r.config.policy
+
+
+def row(r: Result, label: Callable[[Result], str] = _policy) -> str:
+    """One run; `no turn`: the share of attempts whose wait for the turn timed out."""
     c = r.config
     return (
-        f"{c.nodes:>5} {c.workers:>2} {c.policy[:22]:<22} {r.adds_per_s:>8,.0f} "
+        f"{c.nodes:>5} {c.workers:>2} {label(r)[:22]:<22} {r.adds_per_s:>8,.0f} "
         f"{r.attempts_per_add:>7.2f} {r.retries_per_add:>8.2f} {r.conflicts_per_commit:>8.2f} "
         f"{r.batch:>6.1f} {r.p50_ms:>7.1f} {r.p99_ms:>7.0f} {r.redis_busy:>5.0%} "
-        f"{r.worker_busy:>6.0%}"
+        f"{r.worker_busy:>6.0%} {r.without_turn:>7.1%}"
     )
 
 
-def table(results: list[Result]) -> str:
-    return "\n".join([HEADER, *(row(r) for r in results)])
+def table(results: list[Result], label: Callable[[Result], str] = _policy) -> str:
+    return "\n".join([HEADER, *(row(r, label) for r in results)])
 
 
 def _fmt(value: float | None) -> str:

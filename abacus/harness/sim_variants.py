@@ -1,58 +1,48 @@
-"""The contention window with other constants, in the simulation only: which would keep retries
-per add flat as lanes are added without costing adds/s (docs/scaling.md has the findings)."""
+"""The turn with other waits T (TURN_WAIT) than the node's default, in the simulation only: how
+short a wait still keeps the lanes taking turns as lanes are added (docs/scaling.md has them)."""
 
 from __future__ import annotations
 
-import random
 from collections.abc import Sequence
-from functools import partial
 
 from abacus.harness import sim_report
-from abacus.harness.sim_pacing import Pacing, Variant, WindowConstants
 from abacus.harness.sim_params import Calibration
 from abacus.harness.simulation import Config, Result, simulate
 
-VARIANTS: dict[str, WindowConstants] = {
-    "as shipped": WindowConstants(),
-    "pause <= 5 ms": WindowConstants(max_pause_s=0.005),
-    "pause <= 20 ms": WindowConstants(max_pause_s=0.020),
-    "level <= 8": WindowConstants(max_level=8.0),
-    "shrink 0.5": WindowConstants(shrink=0.5),
-}
+TURN_WAITS_S = (0.005, 0.02, 0.1)
 
 
-def pacing(constants: WindowConstants) -> partial[Pacing]:
-    def make(rng: random.Random, constants: WindowConstants) -> Pacing:
-        return Variant(rng, constants)
-
-    return partial(make, constants=constants)
+def name(turn_wait_s: float) -> str:
+    return f"turns, T {turn_wait_s * 1000:g} ms"
 
 
 def run(
     nodes: Sequence[int], clients: int, seed: int, measure_s: float, cal: Calibration
 ) -> dict[str, list[Result]]:
-    results: dict[str, list[Result]] = {}
-    for name, constants in VARIANTS.items():
-        results[name] = [
+    return {
+        name(wait): [
             simulate(
                 Config(
                     n,
                     1,
                     clients=clients,
-                    policy=name,
+                    policy="turns",
                     seed=seed,
                     measure_s=measure_s,
-                    pacing=pacing(constants),
+                    turn_wait_s=wait,
                 ),
                 cal,
             )
             for n in nodes
         ]
-    return results
+        for wait in TURN_WAITS_S
+    }
 
 
 def report(
     nodes: Sequence[int], clients: int, seed: int, measure_s: float, cal: Calibration
 ) -> str:
     results = run(nodes, clients, seed, measure_s, cal)
-    return sim_report.table([r for rows in results.values() for r in rows])
+    return sim_report.table(
+        [r for rows in results.values() for r in rows], label=lambda r: name(r.config.turn_wait_s)
+    )
