@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 from prometheus_client import Counter, Histogram
-from starlette.datastructures import Headers, MutableHeaders
+from starlette.datastructures import Headers
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -26,6 +26,8 @@ error_log = logging.getLogger("abacus.error")
 
 CLIENT_GONE = 499
 READS = frozenset({"GET", "HEAD"})
+# The headers this middleware sets on every answer, whatever the app set.
+OWN = frozenset({b"x-node-id", b"x-request-id"})
 
 
 class RequestContextMiddleware:
@@ -39,6 +41,7 @@ class RequestContextMiddleware:
     ) -> None:
         self.app = app
         self.node_id = node_id
+        self.node_id_header = node_id.encode("latin-1")
         # settings.ACCESS_LOGS: which answers get a line.
         self.log_all = access_log == "all"
         self.log_changes = access_log in ("all", "changes")
@@ -61,9 +64,13 @@ class RequestContextMiddleware:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 response_started = True
-                headers = MutableHeaders(scope=message)
-                headers["X-Node-Id"] = self.node_id
-                headers["X-Request-ID"] = request_id
+                # One pass over the raw pairs, where MutableHeaders scanned and copied the list
+                # for each header it set (a few per cent of a request in a profile).
+                message["headers"] = [
+                    *(pair for pair in message.get("headers", ()) if pair[0].lower() not in OWN),
+                    (b"x-node-id", self.node_id_header),
+                    (b"x-request-id", request_id.encode("latin-1")),
+                ]
             await send(message)
 
         try:
