@@ -150,8 +150,8 @@ def render(results: dict[str, list[ShapeStats]], concurrency: int) -> str:
             lines.append(
                 f"| {name} | {s.nodes} x {s.workers} ({s.nodes * s.workers}) "
                 f"| {_figure(s.adds_per_s, 0)} | {_figure(s.p99_ms, 0)} "
-                f"| {_figure(s.attempts_per_add)} | {_figure(s.retries_per_add)} "
-                f"| {_figure(s.conflicts_per_commit)} | {_figure(s.batch, 1)} | {s.non_2xx} |"
+                f"| {_figure(s.attempts_per_add, 3)} | {_figure(s.retries_per_add, 3)} "
+                f"| {_figure(s.conflicts_per_commit, 3)} | {_figure(s.batch, 1)} | {s.non_2xx} |"
             )
     return "\n".join(lines)
 
