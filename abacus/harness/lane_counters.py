@@ -27,6 +27,14 @@ class LaneCounters:
     conflicts: float = 0.0
     commits: float = 0.0
 
+    def __add__(self, other: LaneCounters) -> LaneCounters:
+        return LaneCounters(
+            self.committed + other.committed,
+            self.retries + other.retries,
+            self.conflicts + other.conflicts,
+            self.commits + other.commits,
+        )
+
     def __sub__(self, earlier: LaneCounters) -> LaneCounters:
         return LaneCounters(
             self.committed - earlier.committed,
@@ -69,11 +77,5 @@ def read(ports: Iterable[int], timeout: float = 5.0) -> LaneCounters:
     total = LaneCounters()
     for port in ports:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=timeout) as reply:
-            one = parse(reply.read().decode())
-        total = LaneCounters(
-            total.committed + one.committed,
-            total.retries + one.retries,
-            total.conflicts + one.conflicts,
-            total.commits + one.commits,
-        )
+            total += parse(reply.read().decode())
     return total

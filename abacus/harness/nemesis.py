@@ -182,13 +182,7 @@ class Nemesis:
         held_s = self.timings.pause_node_s(self._node_pauses)
         kind = "long" if self._node_pauses % 2 == 0 else "short"
         self._node_pauses += 1
-        marks.start = time.monotonic()
-        self.stack.pause(node)
-        try:
-            self._hold_until(marks.start + held_s)
-        finally:
-            marks.recover = time.monotonic()
-            self.stack.resume(node)
+        self._stopped(marks, node, held_s)
         return f"SIGSTOP to {node}'s process group for {held_s:g} s ({kind}), then SIGCONT"
 
     def _kill_redis(self, marks: _Marks) -> str:
@@ -212,6 +206,11 @@ class Nemesis:
         marks.target = "redis"
         name = self.stack.redis_primary()
         held_s = self.timings.pause_redis_s
+        self._stopped(marks, name, held_s)
+        return f"SIGSTOP to {name} (pid {self.stack.processes[name].pid}) for {held_s:g} s"
+
+    def _stopped(self, marks: _Marks, name: str, held_s: float) -> None:
+        """SIGSTOP `name`'s process group for `held_s`, then SIGCONT, whatever happens meanwhile."""
         marks.start = time.monotonic()
         self.stack.pause(name)
         try:
@@ -219,7 +218,6 @@ class Nemesis:
         finally:
             marks.recover = time.monotonic()
             self.stack.resume(name)
-        return f"SIGSTOP to {name} (pid {self.stack.processes[name].pid}) for {held_s:g} s"
 
     def _cut_connections(self, marks: _Marks) -> str:
         marks.target = "redis"

@@ -2,7 +2,7 @@
 
 Every lane of every worker of every node commits to the same key, and of the transactions whose
 WATCH-to-EXEC windows overlap only one can win: with lanes that simply retry, conflicts per
-commit grew with the number of lanes (1.4 at 6 lanes, 2.7 at 12, `make bench-lanes`), each one
+commit grew with the number of lanes (1.5 at 6 lanes, 2.5 at 12, `make bench-lanes`), each one
 an attempt's work thrown away. A lane backing off by the contention it saw (a window of its
 own, measured and dropped) kept conflicts flat but left lanes idle and cost half the adds/s.
 

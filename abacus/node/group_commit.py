@@ -248,7 +248,8 @@ class GroupCommitter:
         self.acks = acks
         # Group commit's lanes take turns (commit_turn.py); one transaction per request, the
         # comparison, keeps plain optimistic locking.
-        self.turn = Turn(KeyLayout(sum_key).turn) if turns and max_batch > 1 else None
+        self.keys = KeyLayout(sum_key)
+        self.turn = Turn(self.keys.turn) if turns and max_batch > 1 else None
         self._shared_lane: _Lane | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing = False
@@ -284,7 +285,7 @@ class GroupCommitter:
             client_key=client_key,
             quota=quota,
         )
-        add.record_key = record_key or KeyLayout(self.sum_key).own_record(add.commit_id)
+        add.record_key = record_key or self.keys.own_record(add.commit_id)
         if self._closing:
             refusal = unavailable("this node is shutting down; nothing was changed")
             answer = add.refuse(refusal, loop.time())
